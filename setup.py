@@ -1,0 +1,100 @@
+"""Build the Cython kernel.
+
+Environment switches (all off by default; wheels use none of them):
+  BPFAST_NATIVE=1       compile for this machine's CPU (-march=native)
+  BPFAST_DEBUG_BUILD=1  Cython bounds/wraparound/initialisation checks and
+                        -fsanitize=address,undefined, for the checked test run
+  BPFAST_NO_OPENMP=1    build without OpenMP (fit(n_threads>1) then runs serially)
+  BPFAST_ANNOTATE=1     write Cython's annotated HTML next to the sources
+"""
+
+import os
+import platform
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+NATIVE = _flag("BPFAST_NATIVE")
+DEBUG = _flag("BPFAST_DEBUG_BUILD")
+OPENMP = not _flag("BPFAST_NO_OPENMP")
+
+
+def _targets_x86_64():
+    """True when the extension is compiled for x86-64 (AVX2 variant is built)."""
+    archflags = os.environ.get("ARCHFLAGS", "")
+    if "arm64" in archflags and "x86_64" not in archflags:
+        return False
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+class BuildExt(build_ext):
+    """Per-compiler flags: optimisation, OpenMP, and the AVX2+FMA variant."""
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        darwin = sys.platform == "darwin"
+        for ext in self.extensions:
+            cflags, ldflags = [], []
+            if msvc:
+                cflags += ["/O2"]
+                if OPENMP:
+                    cflags += ["/openmp"]
+                if ext.name.endswith("_avx2"):
+                    cflags += ["/arch:AVX2"]
+            else:
+                cflags += ["-O3", "-fno-math-errno"]
+                if OPENMP and not darwin:
+                    cflags += ["-fopenmp"]
+                    ldflags += ["-fopenmp"]
+                if ext.name.endswith("_avx2"):
+                    cflags += ["-mavx2", "-mfma"]
+                if NATIVE:
+                    cflags += ["-march=native"]
+                if DEBUG:
+                    cflags += ["-O1", "-g", "-fno-omit-frame-pointer",
+                               "-fsanitize=address,undefined"]
+                    ldflags += ["-fsanitize=address,undefined"]
+            ext.extra_compile_args = cflags + ext.extra_compile_args
+            ext.extra_link_args = ldflags + ext.extra_link_args
+        super().build_extensions()
+
+
+def extensions():
+    names = ["_core"]
+    if _targets_x86_64():
+        names.append("_core_avx2")
+    common = dict(
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
+    )
+    return [
+        Extension(f"bpfast.{name}", [f"src/bpfast/{name}.pyx"], **common)
+        for name in names
+    ]
+
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "embedsignature": True,
+}
+
+setup(
+    ext_modules=cythonize(
+        extensions(),
+        compiler_directives=directives,
+        annotate=_flag("BPFAST_ANNOTATE"),
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,618 @@
+# The typed kernel of bpfast: per-sample forward and backward loops and the
+# in-place SGD update, for float32 and float64 through the fused type
+# `floating`, run without the GIL.
+#
+# This file is included by one or more extension modules (`_core.pyx` is the
+# portable build, `_core_avx2.pyx` the same source compiled for AVX2+FMA), so
+# that the Python layer can pick the best build for the CPU at import time.
+#
+# Index convention, used everywhere below:
+#   l   weight layer, from units a[l] (size[l] of them) to a[l+1] (size[l+1])
+#   j   input column of layer l   (0 <= j < size[l])
+#   i   output row of layer l     (0 <= i < size[l+1])
+#   z[l+1] = W[l] a[l] + b[l],  a[l+1] = f(z[l+1]),  delta[l] = dL/dz[l+1]
+#
+# Memory layout.  All parameters live in one flat buffer `params`.  W[l] is
+# stored input-major, [j][i] (shape size[l] x size[l+1]), so that the forward
+# pass z += a_j * W[j, :], the gradient g_W[j, :] += a_j * delta and the
+# update W[j, :] -= lr * a_j * delta are contiguous axpy loops the compiler
+# vectorises, and an input a_j == 0 skips a whole row exactly.  The Python
+# layer exposes the transposed view, shape (size[l+1], size[l]).
+#
+# A network is described to the kernel by one int array `spec` (built by
+# bpfast._layout.Layout) and per-thread scratch space `ws` holding z, a and
+# delta of every layer plus one target vector; nothing is allocated here.
+#
+# The kernel trusts its arguments: every shape, index and label is checked by
+# the Python layer before a call (bpfast._layout.Layout.check_* and
+# bpfast._validate).
+
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, isfinite
+from libc.string cimport memset
+from libc.stdint cimport int64_t
+from cython cimport floating
+from cython.parallel cimport prange
+
+# Activation codes (shared with bpfast._layout.ACTIVATIONS).
+cdef enum:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+# Loss codes (shared with bpfast._layout.LOSSES).
+cdef enum:
+    MSE = 0
+    CROSS_ENTROPY = 1
+
+# Positions in `spec` (shared with bpfast._layout).
+cdef enum:
+    SPEC_L = 0
+    SPEC_LOSS = 1
+    SPEC_N_UNITS = 2
+    SPEC_N_PARAMS = 3
+    SPEC_HEADER = 4
+
+DEF LEAKY_SLOPE = 0.01
+
+
+cdef struct Net:
+    Py_ssize_t L              # number of weight layers
+    int loss                  # MSE or CROSS_ENTROPY
+    Py_ssize_t n_units        # size[1] + ... + size[L]: length of z, a, delta
+    Py_ssize_t n_params
+    const Py_ssize_t* size    # size[0..L]
+    const Py_ssize_t* w_off   # W[l] starts at params[w_off[l]]
+    const Py_ssize_t* b_off   # b[l] starts at params[b_off[l]]
+    const Py_ssize_t* u_off   # z[l+1], a[l+1], delta[l] start at u_off[l] in ws
+    const Py_ssize_t* act     # activation code of layer l -> l+1
+
+
+cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
+    """Point a Net at the sections of `spec` (see bpfast._layout.Layout)."""
+    cdef Net net
+    net.L = spec[SPEC_L]
+    net.loss = <int>spec[SPEC_LOSS]
+    net.n_units = spec[SPEC_N_UNITS]
+    net.n_params = spec[SPEC_N_PARAMS]
+    net.size = &spec[SPEC_HEADER]
+    net.w_off = net.size + net.L + 1
+    net.b_off = net.w_off + net.L
+    net.u_off = net.b_off + net.L
+    net.act = net.u_off + net.L
+    return net
+
+
+# ---------------------------------------------------------------- elementwise
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline double softplus(double t) noexcept nogil:
+    """log(1 + e^t) without overflow."""
+    if t > 0:
+        return t + log1p(exp(-t))
+    return log1p(exp(t))
+
+
+cdef inline floating activation(Py_ssize_t code, floating z) noexcept nogil:
+    """f(z) for an elementwise activation (softmax is handled per layer)."""
+    cdef floating e
+    if code == SIGMOID:
+        # Two branches so that exp never overflows: exact for large |z|.
+        if z >= 0:
+            return 1 / (1 + _exp(-z))
+        e = _exp(z)
+        return e / (1 + e)
+    elif code == TANH:
+        if floating is float:
+            return tanhf(z)
+        else:
+            return tanh(z)
+    elif code == RELU:
+        return z if z > 0 else 0
+    elif code == LEAKY_RELU:
+        return z if z > 0 else <floating>LEAKY_SLOPE * z
+    return z
+
+
+cdef inline floating derivative(Py_ssize_t code, floating z, floating a) noexcept nogil:
+    """f'(z), written with a = f(z) where that is cheaper."""
+    if code == SIGMOID:
+        return a * (1 - a)
+    elif code == TANH:
+        return 1 - a * a
+    elif code == RELU:
+        return 1 if z > 0 else 0
+    elif code == LEAKY_RELU:
+        return 1 if z > 0 else <floating>LEAKY_SLOPE
+    return 1
+
+
+cdef inline void softmax(const floating* z, floating* a, Py_ssize_t n) noexcept nogil:
+    """a = exp(z - max z) / sum: the max shift keeps exp from overflowing."""
+    cdef Py_ssize_t i
+    cdef floating m = z[0]
+    cdef floating s = 0
+    for i in range(1, n):
+        if z[i] > m:
+            m = z[i]
+    for i in range(n):
+        a[i] = _exp(z[i] - m)
+        s += a[i]
+    for i in range(n):
+        a[i] = a[i] / s
+
+
+cdef inline floating dot(const floating* u, const floating* v, Py_ssize_t n) noexcept nogil:
+    """u . v with four accumulators, so the sum is not one serial chain."""
+    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        s0 += u[i] * v[i]
+        s1 += u[i + 1] * v[i + 1]
+        s2 += u[i + 2] * v[i + 2]
+        s3 += u[i + 3] * v[i + 3]
+        i += 4
+    while i < n:
+        s0 += u[i] * v[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+# ---------------------------------------------------------------- one sample
+
+cdef void forward(const Net* net, const floating* params, const floating* x,
+                  floating* z, floating* a) noexcept nogil:
+    """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x."""
+    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef const floating* a_prev = x
+    cdef const floating* W
+    cdef const floating* W_j
+    cdef const floating* b
+    cdef floating* z_l
+    cdef floating* a_l
+    cdef floating a_j
+    cdef Py_ssize_t code
+    for l in range(net.L):
+        n_in = net.size[l]
+        n_out = net.size[l + 1]
+        W = params + net.w_off[l]
+        b = params + net.b_off[l]
+        z_l = z + net.u_off[l]
+        a_l = a + net.u_off[l]
+        for i in range(n_out):
+            z_l[i] = b[i]
+        for j in range(n_in):
+            a_j = a_prev[j]
+            if a_j != 0:          # exact: a zero input adds nothing
+                W_j = W + j * n_out
+                for i in range(n_out):
+                    z_l[i] += a_j * W_j[i]
+        code = net.act[l]
+        if code == SOFTMAX:
+            softmax(z_l, a_l, n_out)
+        else:
+            for i in range(n_out):
+                a_l[i] = activation(code, z_l[i])
+        a_prev = a_l
+
+
+cdef double sample_loss(const Net* net, const floating* z, const floating* a,
+                        const floating* y) noexcept nogil:
+    """The loss of one sample, from the output layer's z and a (in double)."""
+    cdef Py_ssize_t k, n = net.size[net.L]
+    cdef Py_ssize_t off = net.u_off[net.L - 1]
+    cdef Py_ssize_t code = net.act[net.L - 1]
+    cdef const floating* z_L = z + off
+    cdef const floating* a_L = a + off
+    cdef double loss = 0, d, m, log_sum
+    if net.loss == MSE:
+        for k in range(n):
+            d = <double>a_L[k] - <double>y[k]
+            loss += d * d
+        return 0.5 * loss
+    if code == SOFTMAX:
+        # log a_k = z_k - logsumexp(z): finite even where a_k underflows to 0.
+        m = z_L[0]
+        for k in range(1, n):
+            if z_L[k] > m:
+                m = z_L[k]
+        log_sum = 0
+        for k in range(n):
+            log_sum += exp(<double>z_L[k] - m)
+        log_sum = m + log(log_sum)
+        for k in range(n):
+            if y[k] != 0:
+                loss -= <double>y[k] * (<double>z_L[k] - log_sum)
+        return loss
+    # Sigmoid output: -log a = softplus(-z), -log(1 - a) = softplus(z).
+    for k in range(n):
+        loss += <double>y[k] * softplus(-<double>z_L[k]) \
+            + (1 - <double>y[k]) * softplus(<double>z_L[k])
+    return loss
+
+
+cdef void output_delta(const Net* net, const floating* z, const floating* a,
+                       const floating* y, floating* delta) noexcept nogil:
+    """delta[L-1] = dL/dz at the output layer, for every output/loss pair."""
+    cdef Py_ssize_t k, n = net.size[net.L]
+    cdef Py_ssize_t off = net.u_off[net.L - 1]
+    cdef Py_ssize_t code = net.act[net.L - 1]
+    cdef const floating* z_L = z + off
+    cdef const floating* a_L = a + off
+    cdef floating* d_L = delta + off
+    cdef floating s = 0
+    if net.loss == CROSS_ENTROPY:
+        if code == SOFTMAX:
+            # d/dz of -sum y log softmax(z) is a * sum(y) - y: a - y for a
+            # one-hot or probability target (sum(y) = 1 exactly for labels).
+            for k in range(n):
+                s += y[k]
+            for k in range(n):
+                d_L[k] = a_L[k] * s - y[k]
+        else:
+            for k in range(n):
+                d_L[k] = a_L[k] - y[k]
+    elif code == SOFTMAX:
+        # MSE through softmax: delta = J^T (a - y), J = diag(a) - a a^T.
+        for k in range(n):
+            s += a_L[k] * (a_L[k] - y[k])
+        for k in range(n):
+            d_L[k] = a_L[k] * ((a_L[k] - y[k]) - s)
+    else:
+        for k in range(n):
+            d_L[k] = (a_L[k] - y[k]) * derivative(code, z_L[k], a_L[k])
+
+
+cdef void backward(const Net* net, const floating* params, const floating* x,
+                   const floating* z, const floating* a, floating* delta,
+                   floating* grad) noexcept nogil:
+    """Back-propagate delta[L-1] and add this sample's dL/dW, dL/db to grad.
+
+    delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j);  dL/dW[l] = delta[l] a[l]^T;
+    dL/db[l] = delta[l].  grad has the layout of params.
+    """
+    cdef Py_ssize_t l, i, j, n_in, n_out, code = 0
+    cdef const floating* W
+    cdef const floating* a_prev
+    cdef const floating* z_prev = NULL
+    cdef const floating* d_l
+    cdef floating* d_prev = NULL
+    cdef floating* gW_j
+    cdef floating* gb
+    cdef floating a_j
+    for l in range(net.L - 1, -1, -1):
+        n_in = net.size[l]
+        n_out = net.size[l + 1]
+        W = params + net.w_off[l]
+        gb = grad + net.b_off[l]
+        d_l = delta + net.u_off[l]
+        if l > 0:
+            a_prev = a + net.u_off[l - 1]
+            z_prev = z + net.u_off[l - 1]
+            d_prev = delta + net.u_off[l - 1]
+            code = net.act[l - 1]
+        else:
+            a_prev = x
+        for i in range(n_out):
+            gb[i] += d_l[i]
+        for j in range(n_in):
+            if l > 0:
+                d_prev[j] = dot(W + j * n_out, d_l, n_out) * derivative(code, z_prev[j], a_prev[j])
+            a_j = a_prev[j]
+            if a_j != 0:
+                gW_j = grad + net.w_off[l] + j * n_out
+                for i in range(n_out):
+                    gW_j[i] += a_j * d_l[i]
+
+
+cdef void backward_update(const Net* net, floating* params, const floating* x,
+                          const floating* z, const floating* a, floating* delta,
+                          floating lr) noexcept nogil:
+    """backward() fused with the plain SGD step p -= lr * g, for batch size 1.
+
+    Each row W[l][j, :] is read for delta[l-1]_j before it is updated, so the
+    result is bit-identical to backward() into a zeroed buffer then the step.
+    """
+    cdef Py_ssize_t l, i, j, n_in, n_out, code = 0
+    cdef floating* W_j
+    cdef floating* b
+    cdef const floating* a_prev
+    cdef const floating* z_prev = NULL
+    cdef const floating* d_l
+    cdef floating* d_prev = NULL
+    cdef floating a_j
+    for l in range(net.L - 1, -1, -1):
+        n_in = net.size[l]
+        n_out = net.size[l + 1]
+        b = params + net.b_off[l]
+        d_l = delta + net.u_off[l]
+        if l > 0:
+            a_prev = a + net.u_off[l - 1]
+            z_prev = z + net.u_off[l - 1]
+            d_prev = delta + net.u_off[l - 1]
+            code = net.act[l - 1]
+        else:
+            a_prev = x
+        for i in range(n_out):
+            b[i] -= lr * d_l[i]
+        for j in range(n_in):
+            W_j = params + net.w_off[l] + j * n_out
+            if l > 0:
+                d_prev[j] = dot(W_j, d_l, n_out) * derivative(code, z_prev[j], a_prev[j])
+            a_j = a_prev[j]
+            if a_j != 0:
+                for i in range(n_out):
+                    W_j[i] -= lr * (a_j * d_l[i])
+
+
+cdef void sgd_update(floating* params, floating* grad, floating* velocity,
+                     Py_ssize_t n, floating scale, floating lr, floating momentum,
+                     bint nesterov, floating weight_decay) noexcept nogil:
+    """p -= lr * g with torch.optim.SGD's momentum, Nesterov and weight decay.
+
+    g = scale * grad + weight_decay * p;  buf = momentum * buf + g;
+    g = g + momentum * buf (Nesterov) or buf;  p -= lr * g.
+    """
+    cdef Py_ssize_t k
+    cdef floating g, buf
+    if momentum == 0:
+        for k in range(n):
+            g = grad[k] * scale + weight_decay * params[k]
+            params[k] -= lr * g
+    elif nesterov:
+        for k in range(n):
+            g = grad[k] * scale + weight_decay * params[k]
+            buf = momentum * velocity[k] + g
+            velocity[k] = buf
+            params[k] -= lr * (g + momentum * buf)
+    else:
+        for k in range(n):
+            g = grad[k] * scale + weight_decay * params[k]
+            buf = momentum * velocity[k] + g
+            velocity[k] = buf
+            params[k] -= lr * buf
+
+
+cdef inline Py_ssize_t predicted_class(const floating* a_L, Py_ssize_t n) noexcept nogil:
+    """argmax (first of ties); for one output, 1 where a >= 0.5."""
+    cdef Py_ssize_t k, best = 0
+    if n == 1:
+        return 1 if a_L[0] >= 0.5 else 0
+    for k in range(1, n):
+        if a_L[k] > a_L[best]:
+            best = k
+    return best
+
+
+cdef inline const floating* target(const Net* net, const floating* Y,
+                                   const int64_t* labels, Py_ssize_t s,
+                                   floating* y_buf) noexcept nogil:
+    """The target row of sample s: Y[s], or label s as a vector in y_buf
+    (one-hot, or the 0/1 value itself for a single output)."""
+    cdef Py_ssize_t k, n = net.size[net.L]
+    if labels == NULL:
+        return Y + s * n
+    if n == 1:
+        y_buf[0] = <floating>labels[s]
+    else:
+        for k in range(n):
+            y_buf[k] = 0
+        y_buf[labels[s]] = 1
+    return y_buf
+
+
+cdef void accumulate(const Net* net, const floating* params, floating* grad,
+                     floating* ws, const floating* X, const floating* Y,
+                     const int64_t* labels, const Py_ssize_t* order,
+                     Py_ssize_t lo, Py_ssize_t hi, double* stats) noexcept nogil:
+    """For samples order[lo:hi] (or lo:hi when order is NULL): forward, loss,
+    backward, summed into grad.  Every sample sees the same params.
+
+    stats[0] += sum of the losses, stats[1] += number of labels predicted
+    correctly.  ws holds z, a, delta and the target of the last sample.
+    """
+    cdef floating* z = ws
+    cdef floating* a = ws + net.n_units
+    cdef floating* delta = ws + 2 * net.n_units
+    cdef floating* y_buf = ws + 3 * net.n_units
+    cdef Py_ssize_t n_in = net.size[0], n_out = net.size[net.L]
+    cdef Py_ssize_t off = net.u_off[net.L - 1]
+    cdef Py_ssize_t r, s
+    cdef const floating* x
+    cdef const floating* y
+    for r in range(lo, hi):
+        s = order[r] if order != NULL else r
+        x = X + s * n_in
+        y = target(net, Y, labels, s, y_buf)
+        forward(net, params, x, z, a)
+        stats[0] += sample_loss(net, z, a, y)
+        if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
+            stats[1] += 1
+        output_delta(net, z, a, y, delta)
+        backward(net, params, x, z, a, delta, grad)
+
+
+cdef void step_one(const Net* net, floating* params, floating* ws,
+                   const floating* X, const floating* Y, const int64_t* labels,
+                   Py_ssize_t s, floating lr, double* stats) noexcept nogil:
+    """One sample, one plain SGD step, the update fused into the backward pass."""
+    cdef floating* z = ws
+    cdef floating* a = ws + net.n_units
+    cdef floating* delta = ws + 2 * net.n_units
+    cdef Py_ssize_t n_out = net.size[net.L], off = net.u_off[net.L - 1]
+    cdef const floating* x = X + s * net.size[0]
+    cdef const floating* y = target(net, Y, labels, s, ws + 3 * net.n_units)
+    forward(net, params, x, z, a)
+    stats[0] += sample_loss(net, z, a, y)
+    if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
+        stats[1] += 1
+    output_delta(net, z, a, y, delta)
+    backward_update(net, params, x, z, a, delta, lr)
+
+
+# ---------------------------------------------------------------- entry points
+
+cdef inline const floating* rows_or_null(const floating[:, ::1] Y) noexcept nogil:
+    return &Y[0, 0] if Y.shape[0] > 0 else NULL
+
+
+cdef inline const int64_t* labels_or_null(const int64_t[::1] labels) noexcept nogil:
+    return &labels[0] if labels.shape[0] > 0 else NULL
+
+
+def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] grad,
+          floating[::1] velocity, floating[:, ::1] ws, double[:, ::1] thread_stats,
+          const floating[:, ::1] X, const floating[:, ::1] Y,
+          const int64_t[::1] labels, const Py_ssize_t[::1] order,
+          Py_ssize_t batch_size, double lr, double momentum, bint nesterov,
+          double weight_decay):
+    """Train in place on the samples order[0], order[1], ... in minibatches.
+
+    Targets are the rows of Y, or (when labels is not empty) the labels.
+    Minibatch k is order[k*batch_size : (k+1)*batch_size]; the last may be
+    smaller and is averaged over its own size.  A batch is split into
+    contiguous slices, one per row of grad (one per thread), whose gradients
+    are summed in thread order: the result depends on the number of threads,
+    never on timing.  With batch_size 1 and neither momentum nor weight decay
+    the update is fused into the backward pass (same result, one pass less).
+
+    params, velocity: IN/OUT, (n_params,).  grad, ws, thread_stats: scratch,
+    one row per thread.  Returns (sum of the per-sample losses, each measured
+    before its batch's update; number of labels predicted correctly).
+    """
+    cdef Net net = unpack(spec)
+    cdef Py_ssize_t n = order.shape[0], n_threads = grad.shape[0]
+    cdef Py_ssize_t n_params = net.n_params, start, stop, size, t, n_t, k
+    cdef floating* p = &params[0]
+    cdef floating* g0 = &grad[0, 0]
+    cdef floating* v = &velocity[0]
+    cdef const floating* Xp = &X[0, 0]
+    cdef const floating* Yp = rows_or_null(Y)
+    cdef const int64_t* lab = labels_or_null(labels)
+    cdef const Py_ssize_t* idx = &order[0]
+    cdef floating flr = <floating>lr
+    cdef double stats[2]
+    cdef bint fused = batch_size == 1 and momentum == 0 and weight_decay == 0
+    stats[0] = 0
+    stats[1] = 0
+    with nogil:
+        if fused:
+            for k in range(n):
+                step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], flr, stats)
+            start = n
+        else:
+            start = 0
+        while start < n:
+            stop = start + batch_size if start + batch_size < n else n
+            size = stop - start
+            n_t = n_threads if n_threads < size else size
+            if n_t == 1:
+                memset(g0, 0, n_params * sizeof(floating))
+                thread_stats[0, 0] = 0
+                thread_stats[0, 1] = 0
+                accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, idx, start, stop,
+                           &thread_stats[0, 0])
+            else:
+                for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
+                    memset(&grad[t, 0], 0, n_params * sizeof(floating))
+                    thread_stats[t, 0] = 0
+                    thread_stats[t, 1] = 0
+                    accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, idx,
+                               start + t * size // n_t, start + (t + 1) * size // n_t,
+                               &thread_stats[t, 0])
+                for t in range(1, n_t):
+                    for k in range(n_params):
+                        g0[k] += grad[t, k]
+            for t in range(n_t):
+                stats[0] += thread_stats[t, 0]
+                stats[1] += thread_stats[t, 1]
+            sgd_update(p, g0, v, n_params, <floating>(1.0 / size), flr,
+                       <floating>momentum, nesterov, <floating>weight_decay)
+            start = stop
+    return stats[0], stats[1]
+
+
+def gradient(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::1] grad,
+             floating[::1] ws, const floating[:, ::1] X, const floating[:, ::1] Y,
+             const int64_t[::1] labels):
+    """grad = the sum over the samples of X of dL/dparams (params unchanged).
+
+    ws keeps z, a and delta of the last sample (what trace() shows).
+    Returns (sum of losses, number of labels predicted correctly).
+    """
+    cdef Net net = unpack(spec)
+    cdef double stats[2]
+    stats[0] = 0
+    stats[1] = 0
+    with nogil:
+        memset(&grad[0], 0, net.n_params * sizeof(floating))
+        accumulate(&net, &params[0], &grad[0], &ws[0], &X[0, 0], rows_or_null(Y),
+                   labels_or_null(labels), NULL, 0, X.shape[0], stats)
+    return stats[0], stats[1]
+
+
+def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::1] ws,
+             const floating[:, ::1] X, const floating[:, ::1] Y,
+             const int64_t[::1] labels, floating[:, ::1] out):
+    """Forward every sample of X, writing a[L] to out unless out has no rows.
+
+    With targets (Y or labels not empty) also sums the losses and counts the
+    labels predicted correctly.  Returns (sum of losses, number correct).
+    """
+    cdef Net net = unpack(spec)
+    cdef floating* z = &ws[0]
+    cdef floating* a = &ws[net.n_units]
+    cdef floating* y_buf = &ws[3 * net.n_units]
+    cdef Py_ssize_t s, k, n = X.shape[0], n_in = net.size[0], n_out = net.size[net.L]
+    cdef Py_ssize_t off = net.u_off[net.L - 1]
+    cdef const floating* Xp = &X[0, 0]
+    cdef const floating* Yp = rows_or_null(Y)
+    cdef const int64_t* lab = labels_or_null(labels)
+    cdef bint has_targets = Yp != NULL or lab != NULL
+    cdef bint write_out = out.shape[0] > 0
+    cdef double loss_sum = 0, n_correct = 0
+    with nogil:
+        for s in range(n):
+            forward(&net, &params[0], Xp + s * n_in, z, a)
+            if write_out:
+                for k in range(n_out):
+                    out[s, k] = a[off + k]
+            if has_targets:
+                loss_sum += sample_loss(&net, z, a, target(&net, Yp, lab, s, y_buf))
+                if lab != NULL and predicted_class(a + off, n_out) == lab[s]:
+                    n_correct += 1
+    return loss_sum, n_correct
+
+
+def all_finite(const floating[::1] v):
+    """True when no entry of v is NaN or infinite (one pass, no temporary)."""
+    cdef Py_ssize_t k
+    cdef bint ok = True
+    with nogil:
+        for k in range(v.shape[0]):
+            if not isfinite(v[k]):
+                ok = False
+                break
+    return ok
+
+
+def _py_activation(Py_ssize_t code, double z):
+    """f(z) in double, for tests of the cdef helper."""
+    return activation(code, z)
+
+
+def _py_activation_f32(Py_ssize_t code, float z):
+    """f(z) in float32, for tests of the cdef helper."""
+    return activation(code, z)
+
+
+def _py_derivative(Py_ssize_t code, double z, double a):
+    return derivative(code, z, a)

@@ -1,0 +1,3 @@
+# The portable build of the kernel (see _core.pxi): compiled with the
+# baseline instruction set of the target platform.
+include "_core.pxi"

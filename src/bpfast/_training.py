@@ -1,0 +1,160 @@
+"""The fit loop: epochs of kernel calls, with checks between chunks.
+
+The kernel trains a chunk of minibatches per call without the GIL; between
+calls Python checks for divergence, updates the progress bar and lets Ctrl-C
+through, so an interruption always finds a consistent network.
+"""
+
+import sys
+import time
+
+import numpy as np
+
+from . import _dispatch, _validate
+from .callbacks import History
+from .errors import DivergenceError
+
+# A chunk is about this many multiply-adds of kernel work (a few milliseconds).
+_CHUNK_WORK = 3e7
+
+
+def chunk_samples(n_params, batch_size):
+    """Samples per kernel call: a whole number of batches, a few ms of work."""
+    samples = max(1, int(_CHUNK_WORK / (3 * n_params)))
+    return max(1, samples // batch_size) * batch_size
+
+
+class Fit:
+    """One call of MLP.fit: validates every argument up front, then runs."""
+
+    def __init__(self, net, X, Y, *, epochs, lr, batch_size, shuffle, seed, momentum,
+                 nesterov, weight_decay, validation_data, progress, callbacks, n_threads):
+        v = _validate
+        self.net = net
+        self.X, self.targets, _ = net._data(X, Y)
+        self.epochs = v.check_int("epochs", epochs, minimum=1)
+        self.lr = v.check_real("lr", lr, positive=True)
+        self.batch_size = v.check_int("batch_size", batch_size, minimum=1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected True or False; got {shuffle!r}")
+        self.shuffle = bool(shuffle)
+        if seed is not None:
+            seed = v.check_int("seed", seed, minimum=0)
+        self.momentum = v.check_real("momentum", momentum, nonnegative=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov: expected True or False; got {nesterov!r}")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: Nesterov momentum needs momentum > 0; got momentum=0")
+        self.weight_decay = v.check_real("weight_decay", weight_decay, nonnegative=True)
+        self.validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a pair (X_val, Y_val); "
+                                f"got {type(validation_data).__name__}")
+            Xv, Tv, _ = net._data(*validation_data, xname="validation_data[0]",
+                                  yname="validation_data[1]")
+            self.validation = (Xv, Tv)
+        self.progress = v.check_progress(progress)
+        self.callbacks = v.check_callbacks(callbacks)
+        self.n_threads = v.check_int("n_threads", n_threads, minimum=1, maximum=1024)
+        self.rng = net._rng if seed is None else np.random.default_rng(seed)
+
+    def run(self):
+        net = self.net
+        history = History()
+        net.history = history
+        for cb in self.callbacks:
+            if hasattr(cb, "set_network"):
+                cb.set_network(net)
+        with net._lock, _progress_bar(self.progress, self.epochs * self.X.shape[0]) as bar:
+            for epoch in range(self.epochs):
+                logs = self._epoch(epoch, bar)
+                history.append(logs)
+                bar.epoch_done(epoch, self.epochs, logs)
+                if any(cb(epoch, dict(logs)) is False for cb in self.callbacks):
+                    break
+        return history
+
+    def _epoch(self, epoch, bar):
+        net, X, T = self.net, self.X, self.targets
+        n = X.shape[0]
+        batch = min(self.batch_size, n)
+        threads = min(self.n_threads, batch)
+        order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
+        grad = np.empty((threads, net.n_params), dtype=net.dtype)
+        ws = net._scratch(threads)
+        thread_stats = np.zeros((threads, 2))
+        saved = (net._params.copy(), net._velocity.copy())
+        step = chunk_samples(net.n_params, batch)
+        loss_sum = n_correct = 0.0
+        start_time = time.perf_counter()
+        for start in range(0, n, step):
+            chunk = order[start:start + step]
+            l_sum, c = _dispatch.kernel.train(
+                net._layout.spec, net._params, grad, net._velocity, ws, thread_stats,
+                X, T.rows, T.labels, chunk, batch, self.lr, self.momentum,
+                self.nesterov, self.weight_decay)
+            loss_sum += l_sum
+            n_correct += c
+            if not (np.isfinite(l_sum) and _dispatch.kernel.all_finite(net._params)):
+                net._params[...], net._velocity[...] = saved
+                raise DivergenceError(
+                    f"fit: the loss or a parameter became NaN or infinite in epoch "
+                    f"{epoch + 1} with lr={self.lr:g}; the parameters were restored to the "
+                    f"start of that epoch. Try a smaller lr (e.g. {self.lr / 10:g}).")
+            done = start + len(chunk)
+            bar.update(len(chunk), loss_sum / done,
+                       n_correct / done if T.classification else None)
+        seconds = time.perf_counter() - start_time
+        logs = {"loss": loss_sum / n}
+        if T.classification:
+            logs["accuracy"] = n_correct / n
+        if self.validation is not None:
+            val = net._evaluate(*self.validation)
+            logs.update({"val_" + k: v for k, v in val.items()})
+        logs["seconds"] = seconds
+        logs["samples_per_s"] = n / seconds if seconds > 0 else float("inf")
+        return logs
+
+
+class _progress_bar:
+    """tqdm when available and wanted; one plain line per epoch otherwise."""
+
+    def __init__(self, progress, total):
+        show = sys.stderr is not None and sys.stderr.isatty() if progress is None else progress
+        self.show = bool(show)
+        self.bar = None
+        if self.show:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit="samples", unit_scale=True,
+                                file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, n, loss, accuracy):
+        if self.bar is not None:
+            post = {"loss": f"{loss:.4g}"}
+            if accuracy is not None:
+                post["acc"] = f"{accuracy:.4f}"
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.update(n)
+
+    def epoch_done(self, epoch, epochs, logs):
+        if not self.show:
+            return
+        text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items())
+        line = f"epoch {epoch + 1}/{epochs}  {text}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,325 @@
+"""The multilayer perceptron: parameters, forward pass, gradients, SGD."""
+
+import threading
+
+import numpy as np
+
+from . import _dispatch, _validate
+from ._layout import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Layout
+from .errors import DivergenceError
+
+__all__ = ["MLP"]
+
+INITS = ("auto", "xavier", "he", "normal", "scaled_normal")
+
+
+def _init_layer(rng, init, n_in, n_out):
+    """(W of shape (n_out, n_in), b of shape (n_out,)) in float64."""
+    if init == "xavier":      # Glorot uniform
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        return rng.uniform(-limit, limit, size=(n_out, n_in)), np.zeros(n_out)
+    if init == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in)), np.zeros(n_out)
+    if init == "scaled_normal":
+        return rng.normal(0.0, np.sqrt(1.0 / n_in), size=(n_out, n_in)), rng.normal(size=n_out)
+    return rng.normal(size=(n_out, n_in)), rng.normal(size=n_out)   # "normal"
+
+
+def _auto_init(activation):
+    return "he" if activation in ("relu", "leaky_relu") else "xavier"
+
+
+class MLP:
+    """A multilayer perceptron trained by backpropagation and SGD.
+
+    Parameters
+    ----------
+    layers : list of int
+        Layer sizes including input and output, e.g. ``[784, 30, 10]``.
+    activation : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}
+        Activation of the hidden layers (leaky_relu has slope 0.01).
+    output : {"sigmoid", "softmax", "identity", "tanh", "relu"}
+        Activation of the output layer.
+    loss : {"mse", "cross_entropy"}
+        ``mse`` is ½·Σ(a − y)² per sample; ``cross_entropy`` is −Σ y log a
+        (softmax output) or the binary form (sigmoid output).  Every reported
+        loss and gradient is the mean over samples.
+    dtype : {"float32", "float64"}
+    init : {"auto", "xavier", "he", "normal", "scaled_normal"}
+        ``auto`` uses He for relu/leaky_relu layers and Glorot (Xavier)
+        uniform otherwise, chosen per layer.
+    seed : int or None
+        Seeds the initialisation and the network's shuffling generator: same
+        seed, same build, same machine -> bit-identical training.
+
+    Notes
+    -----
+    All parameters live in one contiguous buffer; ``weights[l]`` (shape
+    ``(layers[l+1], layers[l])``) and ``biases[l]`` are writable views of it.
+    A network may be shared between threads: calls that read or write its
+    parameters hold the network's lock, so they run one after another.
+    """
+
+    def __init__(self, layers, activation="sigmoid", output="sigmoid", loss="mse",
+                 dtype="float64", init="auto", seed=None):
+        layers = _validate.check_layers(layers)
+        _validate.check_choice("activation", activation, HIDDEN_ACTIVATIONS)
+        _validate.check_choice("output", output, OUTPUT_ACTIVATIONS)
+        _validate.check_choice("loss", loss, tuple(LOSSES))
+        _validate.check_choice("init", init, INITS)
+        dtype = _validate.check_dtype(dtype)
+        if loss == "cross_entropy" and output not in ("softmax", "sigmoid"):
+            raise ValueError(f"loss: 'cross_entropy' needs output='softmax' or 'sigmoid'; "
+                             f"got output={output!r}")
+        if seed is not None:
+            seed = _validate.check_int("seed", seed, minimum=0)
+        layout = Layout(layers, activation, output, loss)
+        if layout.n_params * dtype.itemsize > 2**40:
+            raise ValueError(f"layers: {layout.n_params} parameters do not fit in memory; "
+                             f"got layers={list(layers)}")
+        self._config = dict(layers=layers, activation=activation, output=output,
+                            loss=loss, dtype=dtype.name)
+        self._layout = layout
+        self._dtype = dtype
+        self._rng = np.random.default_rng(seed)
+        params = np.empty(layout.n_params, dtype=dtype)
+        for l in range(len(layers) - 1):
+            name = init
+            if init == "auto":
+                name = _auto_init(activation if l < len(layers) - 2 else output)
+            W, b = _init_layer(self._rng, name, layers[l], layers[l + 1])
+            layout.weight_views(params)[l][...] = W
+            layout.bias_views(params)[l][...] = b
+        self._set_params(params, np.zeros_like(params))
+        self.history = None
+
+    def _set_params(self, params, velocity):
+        self._params = params
+        self._velocity = velocity   # torch.optim.SGD's momentum buffer
+        self._weights = self._layout.weight_views(params)
+        self._biases = self._layout.bias_views(params)
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def layers(self):
+        """Layer sizes, input and output included."""
+        return list(self._config["layers"])
+
+    @property
+    def activation(self):
+        return self._config["activation"]
+
+    @property
+    def output(self):
+        return self._config["output"]
+
+    @property
+    def loss_name(self):
+        return self._config["loss"]
+
+    @property
+    def n_params(self):
+        """Number of weights and biases."""
+        return self._layout.n_params
+
+    @property
+    def dtype(self):
+        """The parameters' dtype, np.float32 or np.float64."""
+        return self._dtype
+
+    @property
+    def weights(self):
+        """Tuple of writable views W[l] of shape (layers[l+1], layers[l])."""
+        return self._weights
+
+    @property
+    def biases(self):
+        """Tuple of writable views b[l] of shape (layers[l+1],)."""
+        return self._biases
+
+    def __repr__(self):
+        c = self._config
+        return (f"MLP(layers={list(c['layers'])}, activation={c['activation']!r}, "
+                f"output={c['output']!r}, loss={c['loss']!r}, dtype={c['dtype']!r})")
+
+    # ------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        return dict(config=self._config, params=self._params.copy(),
+                    velocity=self._velocity.copy(), rng=self._rng.bit_generator.state,
+                    history=self.history)
+
+    def __setstate__(self, state):
+        c = state["config"]
+        self._config = dict(c)
+        self._dtype = np.dtype(c["dtype"])
+        self._layout = Layout(c["layers"], c["activation"], c["output"], c["loss"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+        params = np.ascontiguousarray(state["params"], dtype=self._dtype)
+        velocity = np.ascontiguousarray(state["velocity"], dtype=self._dtype)
+        if params.shape != (self._layout.n_params,) or velocity.shape != params.shape:
+            raise ValueError("MLP state: parameter buffer does not match its layers")
+        self._set_params(params.copy(), velocity.copy())
+        self.history = state.get("history")
+
+    # ------------------------------------------------------------ data
+
+    def _inputs(self, X, name="X"):
+        return _validate.as_inputs(X, self._layout.layers[0], self._dtype, name)
+
+    def _targets(self, Y, n, single, name="Y"):
+        return _validate.as_targets(Y, n, self._layout.layers[-1], self._dtype, single, name)
+
+    def _data(self, X, Y, xname="X", yname="Y"):
+        X, single = self._inputs(X, xname)
+        return X, self._targets(Y, X.shape[0], single, yname), single
+
+    def _scratch(self, n_threads=1):
+        return np.empty((n_threads, self._layout.ws_len), dtype=self._dtype)
+
+    # ------------------------------------------------------------ inference
+
+    def forward(self, X):
+        """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL)."""
+        X, single = self._inputs(X)
+        out = np.empty((X.shape[0], self._layout.layers[-1]), dtype=self._dtype)
+        empty_rows = np.empty((0, self._layout.layers[-1]), dtype=self._dtype)
+        with self._lock:
+            _dispatch.kernel.evaluate(self._layout.spec, self._params, self._scratch()[0], X,
+                                      empty_rows, _validate._EMPTY_LABELS, out)
+        return out[0] if single else out
+
+    def predict(self, X):
+        """Class per sample: argmax of the outputs, or output >= 0.5 for one output."""
+        out = self.forward(X)
+        if out.shape[-1] == 1:
+            classes = (out[..., 0] >= 0.5).astype(np.int64)
+        else:
+            classes = out.argmax(axis=-1).astype(np.int64)
+        return int(classes) if classes.ndim == 0 else classes
+
+    def _evaluate(self, X, targets):
+        with self._lock:
+            loss_sum, n_correct = _dispatch.kernel.evaluate(
+                self._layout.spec, self._params, self._scratch()[0], X, targets.rows,
+                targets.labels, np.empty((0, self._layout.layers[-1]), dtype=self._dtype))
+        n = X.shape[0]
+        result = {"loss": loss_sum / n}
+        if targets.classification:
+            result["accuracy"] = n_correct / n
+        return result
+
+    def loss(self, X, Y):
+        """Mean loss over the samples, as a float."""
+        X, targets, _ = self._data(X, Y)
+        return self._evaluate(X, targets)["loss"]
+
+    def evaluate(self, X, Y):
+        """{"loss": mean loss, "accuracy": fraction correct (classification targets only)}."""
+        X, targets, _ = self._data(X, Y)
+        return self._evaluate(X, targets)
+
+    # ------------------------------------------------------------ gradients
+
+    def _gradient(self, X, targets):
+        """Mean gradient as a flat buffer, the mean loss, and the scratch row."""
+        grad = np.empty_like(self._params)
+        ws = self._scratch()[0]
+        with self._lock:
+            loss_sum, _ = _dispatch.kernel.gradient(self._layout.spec, self._params, grad, ws,
+                                                    X, targets.rows, targets.labels)
+        n = X.shape[0]
+        if n > 1:
+            grad /= n
+        return grad, loss_sum / n, ws
+
+    def gradients(self, X, Y):
+        """(grad_w, grad_b): lists of the mean dL/dW[l], dL/db[l]; no update."""
+        X, targets, _ = self._data(X, Y)
+        grad, _, _ = self._gradient(X, targets)
+        grad_w = [np.array(W, order="C") for W in self._layout.weight_views(grad)]
+        grad_b = list(self._layout.bias_views(grad))
+        return grad_w, grad_b
+
+    # ------------------------------------------------------------ training
+
+    def sgd_step(self, X, Y, lr):
+        """One in-place update p -= lr * (mean gradient over this batch).
+
+        Returns the mean loss before the update.  Raises DivergenceError (and
+        restores the parameters) when the loss or a parameter is not finite.
+        """
+        X, targets, _ = self._data(X, Y)
+        lr = _validate.check_real("lr", lr, positive=True)
+        n = X.shape[0]
+        with self._lock:
+            saved = self._params.copy()
+            loss_sum, _ = _dispatch.kernel.train(
+                self._layout.spec, self._params, np.empty((1, self.n_params), self._dtype),
+                self._velocity, self._scratch(), np.zeros((1, 2)), X, targets.rows,
+                targets.labels, np.arange(n, dtype=np.intp), n, lr, 0.0, False, 0.0)
+            loss = loss_sum / n
+            if not (np.isfinite(loss) and _dispatch.kernel.all_finite(self._params)):
+                self._params[...] = saved
+                raise DivergenceError(
+                    f"sgd_step: the loss or a parameter became NaN or infinite (loss {loss}) "
+                    f"with lr={lr:g}; the parameters were restored. Try a smaller lr.")
+        return loss
+
+    def fit(self, X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=True, seed=None,
+            momentum=0.0, nesterov=False, weight_decay=0.0, validation_data=None,
+            progress=None, callbacks=(), n_threads=1):
+        """Train by minibatch SGD; returns a History (also kept as ``net.history``).
+
+        The optimiser follows ``torch.optim.SGD`` exactly (dampening 0):
+        ``g = grad + weight_decay * p`` (biases included),
+        ``buf = momentum * buf + g``, ``g = g + momentum * buf`` if Nesterov
+        else ``buf``, ``p -= lr * g``.  The momentum buffer lives in the
+        network and carries over between calls.
+
+        Parameters
+        ----------
+        epochs : int >= 1
+        lr : float > 0
+        batch_size : int >= 1
+            Samples per update; the last, smaller batch of an epoch is kept.
+        shuffle : bool
+            Visit the samples in a new random order each epoch.
+        seed : int or None
+            None draws the order from the network's own generator (seeded by
+            ``MLP(seed=)``); an int uses a fresh generator seeded with it.
+        momentum, nesterov, weight_decay : as torch.optim.SGD.
+        validation_data : (X_val, Y_val) or None
+            Evaluated after every epoch (``val_loss``, ``val_accuracy``).
+        progress : None, True or False
+            A progress bar (tqdm when installed, one line per epoch otherwise);
+            None shows it only when stderr is a terminal.
+        callbacks : sequence of callables ``cb(epoch, logs)``
+            Called after every epoch; returning False stops training.
+        n_threads : int >= 1
+            Splits each minibatch across threads (deterministic for a given
+            n_threads); batch_size 1 always runs on one thread.
+
+        Raises DivergenceError (parameters restored to the start of the
+        epoch) when the loss or a parameter turns NaN or infinite.
+        """
+        from ._training import Fit
+        return Fit(self, X, Y, epochs=epochs, lr=lr, batch_size=batch_size, shuffle=shuffle,
+                   seed=seed, momentum=momentum, nesterov=nesterov,
+                   weight_decay=weight_decay, validation_data=validation_data,
+                   progress=progress, callbacks=callbacks, n_threads=n_threads).run()
+
+    # ------------------------------------------------------------ teaching and files
+
+    def trace(self, x, y, lr=None):
+        """One sample step by step: z, a, delta, gradients, loss (see bpfast.trace)."""
+        from .trace import trace
+        return trace(self, x, y, lr)
+
+    def save(self, path):
+        """Write the network to one .npz file at exactly `path`, atomically."""
+        from .io import save
+        save(self, path)
