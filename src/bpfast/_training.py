@@ -14,13 +14,15 @@ from . import _dispatch, _validate
 from .callbacks import History
 from .errors import DivergenceError
 
-# A chunk is about this many multiply-adds of kernel work (a few milliseconds).
-_CHUNK_WORK = 3e7
+# A chunk is about this many multiply-adds of kernel work (tens of
+# milliseconds): long enough that the checks between chunks cost little,
+# short enough that Ctrl-C and the progress bar respond at once.
+_CHUNK_WORK = 2e8
 
 
 def chunk_samples(n_params, batch_size):
-    """Samples per kernel call: a whole number of batches, a few ms of work."""
-    samples = max(1, int(_CHUNK_WORK / (3 * n_params)))
+    """Samples per kernel call: a whole number of batches, ~_CHUNK_WORK of work."""
+    samples = max(64, int(_CHUNK_WORK / (3 * n_params)))
     return max(1, samples // batch_size) * batch_size
 
 
