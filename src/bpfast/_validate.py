@@ -53,7 +53,10 @@ def check_real(name, value, *, positive=False, nonnegative=False, below=None):
     """A finite real number (not a bool), optionally > 0, >= 0 or < below."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number; got {_describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        value = float("inf") if value > 0 else float("-inf")
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number; got {value}")
     if positive and value <= 0:
@@ -69,7 +72,7 @@ def check_dtype(dtype):
     """'float32' or 'float64' (or the NumPy equivalents) -> np.dtype."""
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except Exception:       # NumPy raises TypeError, ValueError or SyntaxError
         dt = None
     if dtype is None or dt not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected 'float32' or 'float64'; got {_describe(dtype)}")

@@ -24,7 +24,6 @@ FORMAT_VERSION = 1
 _META_KEYS = {"format", "format_version", "bpfast_version", "layers", "activation",
               "output", "loss", "dtype"}
 _MAX_META_BYTES = 1 << 16
-_NPY_HEADER_SLACK = 1 << 12   # an .npy header is far smaller than this
 
 
 def save(net, path):
@@ -78,14 +77,40 @@ def _bad(path, what):
     return ModelFormatError(f"{path}: not a valid bpfast model file: {what}")
 
 
-def _read_meta(path, npz):
-    raw = npz["meta"]
-    if raw.dtype.kind == "S" and raw.ndim == 0:
-        text = raw.tobytes()
-    elif raw.dtype == np.uint8 and raw.ndim == 1:
-        text = raw.tobytes()
-    else:
-        raise _bad(path, f"member 'meta' must hold UTF-8 JSON bytes, found dtype {raw.dtype}")
+def _read_member(path, zf, name, check):
+    """Read member `name` after `check(shape, dtype)` approved its .npy header.
+
+    The header is read and checked before any data, so a member that claims
+    a huge or object (pickled) array is refused without reading it.
+    """
+    with zf.open(name + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise _bad(path, f"member {name!r} has unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise _bad(path, f"member {name!r} is an object array (pickle), refused")
+        check(shape, dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise _bad(path, f"member {name!r} is truncated")
+        order = "F" if fortran else "C"
+        return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _read_meta(path, zf):
+    def check(shape, dtype):
+        if not ((dtype.kind == "S" and shape == ()) or (dtype == np.uint8 and len(shape) == 1)):
+            raise _bad(path, f"member 'meta' must hold UTF-8 JSON bytes, found {dtype} "
+                             f"of shape {shape}")
+        if dtype.itemsize * int(np.prod(shape)) > _MAX_META_BYTES:
+            raise _bad(path, "member 'meta' is too large")
+
+    text = _read_member(path, zf, "meta", check).tobytes()
     try:
         meta = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -110,17 +135,37 @@ def _read_meta(path, npz):
             raise _bad(path, f"{key} must be a string, got {meta[key]!r}")
     if meta["dtype"] not in ("float32", "float64"):
         raise _bad(path, f"dtype must be 'float32' or 'float64', got {meta['dtype']!r}")
+    from .mlp import _memory_limit
+    n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:]))
+    if n_params * np.dtype(meta["dtype"]).itemsize > _memory_limit():
+        raise _bad(path, f"layers {layers} need more memory than this machine has")
     return meta
 
 
-def _check_members(path, zf, names):
-    """Member names and sizes, from the zip directory, before reading data."""
-    members = {info.filename: info for info in zf.infolist()}
-    if "meta.npy" not in members:
-        raise _bad(path, "member 'meta' is missing")
-    if members["meta.npy"].file_size > _MAX_META_BYTES:
-        raise _bad(path, "member 'meta' is too large")
-    return members
+def _read_arrays(path, zf, meta):
+    """W0.., b0.. checked against the metadata: names, shapes, dtype, finiteness."""
+    layers, dtype = meta["layers"], np.dtype(meta["dtype"])
+    L = len(layers) - 1
+    shapes = {}
+    for l in range(L):
+        shapes[f"W{l}"] = (layers[l + 1], layers[l])
+        shapes[f"b{l}"] = (layers[l + 1],)
+    expected = {name + ".npy" for name in shapes} | {"meta.npy"}
+    found = set(zf.namelist())
+    if found != expected or len(zf.namelist()) != len(found):
+        raise _bad(path, f"members differ: missing {sorted(expected - found)}, "
+                         f"unknown or repeated {sorted(found - expected)}")
+    arrays = {}
+    for name, shape in shapes.items():
+        def check(found_shape, found_dtype, name=name, shape=shape):
+            if found_shape != shape or found_dtype != dtype:
+                raise _bad(path, f"{name} should be {dtype} of shape {shape}, "
+                                 f"found {found_dtype} of shape {found_shape}")
+        arr = _read_member(path, zf, name, check)
+        if not np.all(np.isfinite(arr)):
+            raise _bad(path, f"{name} holds NaN or infinite values")
+        arrays[name] = arr
+    return arrays
 
 
 def load(path):
@@ -135,45 +180,23 @@ def load(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
+    with open(path, "rb") as f:       # a folder or an unreadable file: OSError as usual
+        try:
+            with zipfile.ZipFile(f) as zf:
+                if "meta.npy" not in zf.namelist():
+                    raise _bad(path, "member 'meta' is missing")
+                meta = _read_meta(path, zf)
+                arrays = _read_arrays(path, zf, meta)
+        except ModelFormatError:
+            raise
+        except Exception as exc:      # any parse failure of untrusted bytes is a format error
+            raise _bad(path, f"{type(exc).__name__}: {exc}") from None
     try:
-        with zipfile.ZipFile(path) as zf:
-            members = _check_members(path, zf, None)
-            with np.load(path, allow_pickle=False) as npz:
-                meta = _read_meta(path, npz)
-                layers, dtype = meta["layers"], np.dtype(meta["dtype"])
-                L = len(layers) - 1
-                expected = {"meta"} | {f"W{l}" for l in range(L)} | {f"b{l}" for l in range(L)}
-                found = {name[:-4] if name.endswith(".npy") else name for name in members}
-                if found != expected:
-                    raise _bad(path, f"members differ: missing {sorted(expected - found)}, "
-                                     f"unknown {sorted(found - expected)}")
-                shapes = {}
-                for l in range(L):
-                    shapes[f"W{l}"] = (layers[l + 1], layers[l])
-                    shapes[f"b{l}"] = (layers[l + 1],)
-                for name, shape in shapes.items():
-                    limit = int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_SLACK
-                    if members[name + ".npy"].file_size > limit:
-                        raise _bad(path, f"member {name!r} is larger than shape {shape} allows")
-                arrays = {}
-                for name, shape in shapes.items():
-                    arr = npz[name]
-                    if arr.shape != shape or arr.dtype != dtype:
-                        raise _bad(path, f"{name} should be {meta['dtype']} of shape {shape}, "
-                                         f"found {arr.dtype} of shape {arr.shape}")
-                    if not np.all(np.isfinite(arr)):
-                        raise _bad(path, f"{name} holds NaN or infinite values")
-                    arrays[name] = arr
-    except ModelFormatError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            KeyError, TypeError, RuntimeError, NotImplementedError) as exc:
-        raise _bad(path, f"{type(exc).__name__}: {exc}") from None
-    try:
-        net = MLP(layers, meta["activation"], meta["output"], meta["loss"], dtype=dtype.name)
+        net = MLP(meta["layers"], meta["activation"], meta["output"], meta["loss"],
+                  dtype=meta["dtype"])
     except (ValueError, TypeError) as exc:
         raise _bad(path, str(exc)) from None
-    for l in range(L):
+    for l in range(len(meta["layers"]) - 1):
         net.weights[l][...] = arrays[f"W{l}"]
         net.biases[l][...] = arrays[f"b{l}"]
     return net

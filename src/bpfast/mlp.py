@@ -1,5 +1,6 @@
 """The multilayer perceptron: parameters, forward pass, gradients, SGD."""
 
+import os
 import threading
 
 import numpy as np
@@ -11,6 +12,19 @@ from .errors import DivergenceError
 __all__ = ["MLP"]
 
 INITS = ("auto", "xavier", "he", "normal", "scaled_normal")
+
+
+def _memory_limit():
+    """Bytes of physical memory (2**44 where the OS does not say).
+
+    A network whose parameters exceed it is refused at construction, instead
+    of a MemoryError half-way, an integer overflow in the layout, or the
+    kernel's out-of-memory killer once an over-committed buffer is touched.
+    """
+    try:
+        return min(2**44, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 2**44
 
 
 def _init_layer(rng, init, n_in, n_out):
@@ -73,10 +87,12 @@ class MLP:
                              f"got output={output!r}")
         if seed is not None:
             seed = _validate.check_int("seed", seed, minimum=0)
+        n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(layers[:-1], layers[1:]))
+        limit = _memory_limit()
+        if n_params * dtype.itemsize > limit:
+            raise ValueError(f"layers: expected a network whose {n_params} parameters fit in "
+                             f"memory ({limit / 2**30:.0f} GiB); got layers={list(layers)}")
         layout = Layout(layers, activation, output, loss)
-        if layout.n_params * dtype.itemsize > 2**40:
-            raise ValueError(f"layers: {layout.n_params} parameters do not fit in memory; "
-                             f"got layers={list(layers)}")
         self._config = dict(layers=layers, activation=activation, output=output,
                             loss=loss, dtype=dtype.name)
         self._layout = layout

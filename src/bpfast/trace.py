@@ -44,7 +44,8 @@ def _arr(v):
     flat = np.abs(v).ravel()
     top = np.argsort(flat)[::-1][:3]
     largest = ", ".join(
-        f"{list(np.unravel_index(k, v.shape)) if v.ndim > 1 else int(k)}={_num(v.ravel()[k])}"
+        f"{[int(i) for i in np.unravel_index(k, v.shape)] if v.ndim > 1 else int(k)}"
+        f"={_num(v.ravel()[k])}"
         for k in top)
     return (f"<shape {v.shape}, norm {_num(np.linalg.norm(v.ravel()))}, "
             f"mean {_num(v.mean())}, largest |entries| {largest}>")
@@ -151,9 +152,8 @@ def trace(net, x, y, lr=None):
     biases = [b.copy() for b in net.biases]
     new_w = new_b = None
     if lr is not None:
-        params = net._params.copy()
         with net._lock:
-            params[...] = net._params
+            params = net._params.copy()
         _dispatch.kernel.train(layout.spec, params, np.empty((1, net.n_params), net.dtype),
                                np.zeros_like(params), net._scratch(), np.zeros((1, 2)), X,
                                targets.rows, targets.labels, np.zeros(1, dtype=np.intp),
