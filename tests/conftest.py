@@ -20,15 +20,15 @@ MNIST_DIR = Path(os.environ.get(
 DTYPES = ("float32", "float64")
 RTOL = {"float32": 1e-4, "float64": 1e-7}
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def mnist_available(folder=MNIST_DIR):
     """True when the four MNIST IDX files (raw or .gz) are in `folder`."""
     folder = Path(folder)
     return all((folder / name).exists() or (folder / (name + ".gz")).exists()
-               for name in _MNIST_FILES)
+               for name in MNIST_FILES)
 
 
 def params_snapshot(net):

@@ -52,14 +52,26 @@ class Fit:
         self.validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data: expected a pair (X_val, Y_val); "
-                                f"got {type(validation_data).__name__}")
+                got = type(validation_data).__name__
+                if isinstance(validation_data, (tuple, list)):
+                    got += f" of length {len(validation_data)}"
+                raise TypeError(f"validation_data: expected a pair (X_val, Y_val); got {got}")
             Xv, Tv, _ = net._data(*validation_data, xname="validation_data[0]",
                                   yname="validation_data[1]")
             self.validation = (Xv, Tv)
         self.progress = v.check_progress(progress)
         self.callbacks = v.check_callbacks(callbacks)
         self.n_threads = v.check_int("n_threads", n_threads, minimum=1, maximum=1024)
+        keys = {"loss", "seconds", "samples_per_s"}
+        if self.targets.classification:
+            keys.add("accuracy")
+        if self.validation is not None:
+            keys.add("val_loss")
+            if self.validation[1].classification:
+                keys.add("val_accuracy")
+        for k, cb in enumerate(self.callbacks):
+            if hasattr(cb, "check_keys"):
+                cb.check_keys(keys, name=f"callbacks[{k}]")
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
 
     def run(self):

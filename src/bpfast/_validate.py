@@ -104,7 +104,8 @@ def _as_real_array(name, value):
 
 def _convert(name, arr, dtype):
     """C-contiguous copy in dtype only when needed, then a finiteness check."""
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):        # overflow to inf is reported below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if out.dtype.kind == "f" and not _dispatch.kernel.all_finite(out.reshape(-1)):
         where = "" if arr.dtype == dtype else f" after conversion to {dtype}"
         raise ValueError(f"{name}: expected finite values; got NaN or infinity{where}")
@@ -169,7 +170,7 @@ def as_targets(Y, n_samples, n_out, dtype, single, name="Y"):
             raise ValueError(f"{name}: expected an integer label or a target of shape "
                              f"({n_out},) for one sample; got {_describe(Y)}")
     if arr.ndim >= 1 and arr.shape[0] != n_samples:
-        raise ValueError(f"{name}: expected {n_samples} targets, one per sample of X; "
+        raise ValueError(f"{name}: expected {n_samples} targets, one per input sample; "
                          f"got shape {arr.shape}")
     if arr.ndim == 1 and integral:
         labels = _check_labels(name, arr, n_out)

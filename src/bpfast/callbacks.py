@@ -64,6 +64,13 @@ class EarlyStopping:
         self.wait = 0
         self.stopped_epoch = None
 
+    def check_keys(self, keys, name="EarlyStopping"):
+        """Called by fit() before training: the monitor must be a history key."""
+        if self.monitor not in keys:
+            raise ValueError(f"{name}: expected monitor to be one of the keys this fit "
+                             f"reports, {sorted(keys)}; got {self.monitor!r} (val_* keys need "
+                             f"validation_data)")
+
     def set_network(self, net):
         """Called by fit() before the first epoch."""
         self.net = net
