@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = ["main"]
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 OUTPUTS = ("sigmoid", "softmax", "identity", "tanh", "relu")
 DEFAULT_LAYERS = {"digits": [64, 32, 10], "mnist": [784, 30, 10]}
+N_CLASSES = 10      # both data sets are images of the digits 0-9
 # The held-out quarter of scikit-learn's 1797 digits; fixed so that runs with
 # different --seed values are scored on the same test samples.
 DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED = 0.25, 0
@@ -50,6 +52,22 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
     return value
+
+
+def _real(minimum, strict):
+    """An argparse type: a finite real number > minimum (>= minimum unless strict)."""
+    relation = ">" if strict else ">="
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > minimum if strict else value >= minimum) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a finite number {relation} {minimum:g}; "
+                                             f"got {text!r}")
+        return value
+    return parse
 
 
 def _layer_sizes(text):
@@ -105,11 +123,11 @@ def _build_parser():
     train.add_argument("--loss", choices=("mse", "cross_entropy"), default="mse",
                        help="loss (default: mse); cross_entropy needs output softmax or sigmoid")
     train.add_argument("--epochs", type=_positive_int, default=30, help="(default: 30)")
-    train.add_argument("--lr", type=float, default=3.0,
+    train.add_argument("--lr", type=_real(0, strict=True), default=3.0,
                        help="learning rate (default: 3.0, for sigmoid/mse; "
                        "try 0.1 with softmax/cross_entropy or relu)")
     train.add_argument("--batch-size", type=_positive_int, default=10, help="(default: 10)")
-    train.add_argument("--momentum", type=float, default=0.0, help="(default: 0)")
+    train.add_argument("--momentum", type=_real(0, strict=False), default=0.0, help="(default: 0)")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="(default: float64)")
     train.add_argument("--seed", type=int, default=0,
@@ -121,7 +139,7 @@ def _build_parser():
                        help="write the learning curves here (needs matplotlib); for image "
                        "data (8x8 digits, 28x28 MNIST) also the first-layer weights beside "
                        "it, e.g. curves.png -> curves_weights.png")
-    train.add_argument("--quiet", action="store_true",
+    train.add_argument("-q", "--quiet", action="store_true",
                        help="print only the final test accuracy")
 
     trace = commands.add_parser(
@@ -135,7 +153,7 @@ def _build_parser():
     trace.add_argument("--index", type=int, default=0, help="which row of --input (default: 0)")
     trace.add_argument("--target", type=_target, metavar="T",
                        help="class label (3) or target values (0.8 or 0,1,0)")
-    trace.add_argument("--lr", type=float,
+    trace.add_argument("--lr", type=_real(0, strict=True),
                        help="also show the updated parameters for this learning rate "
                        "(default: 0.1 for the tutorial, none for a model)")
 
@@ -157,15 +175,20 @@ def load_samples(path):
     """An array from a .npy file (never unpickled) or a .csv/.txt text file."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        X = np.load(path, allow_pickle=False)
-    elif ext in (".csv", ".txt"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")     # "input contained no data": checked below
-            X = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=1)
-    else:
+    if ext not in (".npy", ".csv", ".txt"):
         raise ValueError(f"{path}: expected a .npy, .csv or .txt file")
+    try:
+        if ext == ".npy":
+            X = np.load(path, allow_pickle=False)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")     # "input contained no data": checked below
+                X = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=1)
+    except (ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: {exc or 'truncated file'}") from None
+    if not isinstance(X, np.ndarray):           # np.load opened an .npz archive
+        X.close()
+        raise ValueError(f"{path}: expected one array (.npy), not an archive")
     if X.size == 0:
         raise ValueError(f"{path}: no samples in the file")
     return X
@@ -222,12 +245,16 @@ def _epoch_printer(epochs):
 
 
 def run_train(args):
-    if args.plot and importlib.util.find_spec("matplotlib") is None:   # fail before training
+    # Fail before training, not after, on an output that cannot be written.
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError('--plot needs matplotlib: pip install "bpfast[plot]"')
+    for option, path in (("--save", args.save), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise UsageError(f"{option}: no such folder: {folder}")
     X_train, y_train, X_test, y_test, name = load_data(args)
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
     layers = args.layers or DEFAULT_LAYERS[args.data]
-    _check_layers(layers, X_train.shape[1], n_classes, name)
+    _check_layers(layers, X_train.shape[1], N_CLASSES, name)
     net = MLP(layers, activation=args.activation, output=args.output, loss=args.loss,
               dtype=args.dtype, seed=args.seed)
     if not args.quiet:
@@ -244,7 +271,7 @@ def run_train(args):
     seconds = time.perf_counter() - start
     accuracy = history.history[-1]["val_accuracy"]
     print(f"test accuracy {100 * accuracy:.2f}% ({round(accuracy * len(X_test))}/"
-          f"{len(X_test)}) after {len(history)} epochs, {seconds:.2f} s")
+          f"{len(X_test)}) after {len(history)} epoch{'s' * (len(history) != 1)}, {seconds:.2f} s")
     if args.save:
         net.save(args.save)
         print(f"saved the network to {args.save}")
@@ -299,12 +326,15 @@ def run_predict(args):
     net = load(args.model)
     for path in args.inputs:
         X = load_samples(path)
+        try:
+            out = net.forward(X) if args.proba else net.predict(X)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{path}: {exc}") from None
         if args.proba:
-            out = np.atleast_2d(net.forward(X))
-            for row in out:
+            for row in np.atleast_2d(out):
                 print(" ".join(f"{v:.6g}" for v in row))
         else:
-            for label in np.atleast_1d(net.predict(X)):
+            for label in np.atleast_1d(out):
                 print(int(label))
     return 0
 

@@ -61,13 +61,12 @@ def learning_curves(history, path, val_label="validation"):
     the held-out data in the legend (the CLI passes "test").
     Returns `path`.
     """
-    from matplotlib.ticker import MaxNLocator
-
     rows = _rows(history)
     panels = [("loss", "mean loss")]
     if any("accuracy" in row or "val_accuracy" in row for row in rows):
         panels.append(("accuracy", "accuracy"))
     fig = _figure(figsize=(5.0 * len(panels), 4.0), dpi=100, layout="constrained")
+    from matplotlib.ticker import MaxNLocator
     for i, (key, ylabel) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for name, label, style in ((key, "train", "o-"), ("val_" + key, val_label, "s-")):
@@ -127,14 +126,13 @@ def weight_grid(net_or_W, path, image_shape=None):
         top, left = r * (rows + 1), c * (cols + 1)
         mosaic[top:top + rows, left:left + cols] = W[unit].reshape(rows, cols)
     limit = float(np.abs(W).max()) or 1.0
-
-    from matplotlib import colormaps
-    cmap = colormaps["RdBu_r"].with_extremes(bad="white")
     # About 600 screen pixels for the longer side, and at least 2 per weight.
     dpi = 100
     zoom = max(2, math.ceil(600 / max(mosaic.shape)))
     height, width = (max(2.5, n * zoom / dpi) for n in mosaic.shape)
     fig = _figure(figsize=(width + 1.5, height + 0.5), dpi=dpi, layout="constrained")
+    from matplotlib import colormaps
+    cmap = colormaps["RdBu_r"].with_extremes(bad="white")   # gaps between tiles
     ax = fig.add_subplot()
     image = ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
     ax.set_axis_off()
