@@ -19,6 +19,13 @@
 # vectorises, and an input a_j == 0 skips a whole row exactly.  The Python
 # layer exposes the transposed view, shape (size[l+1], size[l]).
 #
+# Each row of W[l], b[l] and each layer's z, a, delta is padded with zeros to
+# width[l], a multiple of 8, so that every vector loop runs whole SIMD
+# registers with no scalar remainder.  The pads stay exactly zero: their
+# weights meet a zero delta in every update (the scratch space starts
+# zeroed and delta is only ever written for real units), and no loop reads
+# a pad as an input.
+#
 # A network is described to the kernel by one int array `spec` (built by
 # bpfast._layout.Layout) and per-thread scratch space `ws` holding z, a and
 # delta of every layer plus one target vector; nothing is allocated here.
@@ -68,6 +75,7 @@ cdef struct Net:
     const Py_ssize_t* b_off   # b[l] starts at params[b_off[l]]
     const Py_ssize_t* u_off   # z[l+1], a[l+1], delta[l] start at u_off[l] in ws
     const Py_ssize_t* act     # activation code of layer l -> l+1
+    const Py_ssize_t* width   # row length of W[l] and b[l]: size[l+1] padded (see below)
 
 
 cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
@@ -82,6 +90,7 @@ cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
     net.b_off = net.w_off + net.L
     net.u_off = net.b_off + net.L
     net.act = net.u_off + net.L
+    net.width = net.act + net.L
     return net
 
 
@@ -178,7 +187,7 @@ cdef inline floating dot(const floating* u, const floating* v, Py_ssize_t n) noe
 cdef void forward(const Net* net, const floating* params, const floating* x,
                   floating* z, floating* a) noexcept nogil:
     """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x."""
-    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef Py_ssize_t l, i, j, n_in, n_out, width
     cdef const floating* a_prev = x
     cdef const floating* W
     cdef const floating* W_j
@@ -190,17 +199,18 @@ cdef void forward(const Net* net, const floating* params, const floating* x,
     for l in range(net.L):
         n_in = net.size[l]
         n_out = net.size[l + 1]
+        width = net.width[l]
         W = params + net.w_off[l]
         b = params + net.b_off[l]
         z_l = z + net.u_off[l]
         a_l = a + net.u_off[l]
-        for i in range(n_out):
+        for i in range(width):
             z_l[i] = b[i]
         for j in range(n_in):
             a_j = a_prev[j]
             if a_j != 0:          # exact: a zero input adds nothing
-                W_j = W + j * n_out
-                for i in range(n_out):
+                W_j = W + j * width
+                for i in range(width):
                     z_l[i] += a_j * W_j[i]
         code = net.act[l]
         if code == SOFTMAX:
@@ -286,7 +296,7 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
     delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j);  dL/dW[l] = delta[l] a[l]^T;
     dL/db[l] = delta[l].  grad has the layout of params.
     """
-    cdef Py_ssize_t l, i, j, n_in, n_out, code = 0
+    cdef Py_ssize_t l, i, j, n_in, width, code = 0
     cdef const floating* W
     cdef const floating* a_prev
     cdef const floating* z_prev = NULL
@@ -297,7 +307,7 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
     cdef floating a_j
     for l in range(net.L - 1, -1, -1):
         n_in = net.size[l]
-        n_out = net.size[l + 1]
+        width = net.width[l]
         W = params + net.w_off[l]
         gb = grad + net.b_off[l]
         d_l = delta + net.u_off[l]
@@ -308,15 +318,15 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
             code = net.act[l - 1]
         else:
             a_prev = x
-        for i in range(n_out):
+        for i in range(width):
             gb[i] += d_l[i]
         for j in range(n_in):
             if l > 0:
-                d_prev[j] = dot(W + j * n_out, d_l, n_out) * derivative(code, z_prev[j], a_prev[j])
+                d_prev[j] = dot(W + j * width, d_l, width) * derivative(code, z_prev[j], a_prev[j])
             a_j = a_prev[j]
             if a_j != 0:
-                gW_j = grad + net.w_off[l] + j * n_out
-                for i in range(n_out):
+                gW_j = grad + net.w_off[l] + j * width
+                for i in range(width):
                     gW_j[i] += a_j * d_l[i]
 
 
@@ -328,7 +338,7 @@ cdef void backward_update(const Net* net, floating* params, const floating* x,
     Each row W[l][j, :] is read for delta[l-1]_j before it is updated, so the
     result is bit-identical to backward() into a zeroed buffer then the step.
     """
-    cdef Py_ssize_t l, i, j, n_in, n_out, code = 0
+    cdef Py_ssize_t l, i, j, n_in, width, code = 0
     cdef floating* W_j
     cdef floating* b
     cdef const floating* a_prev
@@ -338,7 +348,7 @@ cdef void backward_update(const Net* net, floating* params, const floating* x,
     cdef floating a_j
     for l in range(net.L - 1, -1, -1):
         n_in = net.size[l]
-        n_out = net.size[l + 1]
+        width = net.width[l]
         b = params + net.b_off[l]
         d_l = delta + net.u_off[l]
         if l > 0:
@@ -348,15 +358,15 @@ cdef void backward_update(const Net* net, floating* params, const floating* x,
             code = net.act[l - 1]
         else:
             a_prev = x
-        for i in range(n_out):
+        for i in range(width):
             b[i] -= lr * d_l[i]
         for j in range(n_in):
-            W_j = params + net.w_off[l] + j * n_out
+            W_j = params + net.w_off[l] + j * width
             if l > 0:
-                d_prev[j] = dot(W_j, d_l, n_out) * derivative(code, z_prev[j], a_prev[j])
+                d_prev[j] = dot(W_j, d_l, width) * derivative(code, z_prev[j], a_prev[j])
             a_j = a_prev[j]
             if a_j != 0:
-                for i in range(n_out):
+                for i in range(width):
                     W_j[i] -= lr * (a_j * d_l[i])
 
 
@@ -467,6 +477,11 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
 
 # ---------------------------------------------------------------- entry points
 
+cdef inline void clear_delta(const Net* net, floating* ws) noexcept nogil:
+    """Zero a scratch row's delta section, pads included (see Memory layout)."""
+    memset(ws + 2 * net.n_units, 0, net.n_units * sizeof(floating))
+
+
 cdef inline const floating* rows_or_null(const floating[:, ::1] Y) noexcept nogil:
     return &Y[0, 0] if Y.shape[0] > 0 else NULL
 
@@ -511,6 +526,8 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     stats[0] = 0
     stats[1] = 0
     with nogil:
+        for t in range(n_threads):
+            clear_delta(&net, &ws[t, 0])
         if fused:
             for k in range(n):
                 step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], flr, stats)
@@ -560,6 +577,7 @@ def gradient(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     stats[0] = 0
     stats[1] = 0
     with nogil:
+        clear_delta(&net, &ws[0])
         memset(&grad[0], 0, net.n_params * sizeof(floating))
         accumulate(&net, &params[0], &grad[0], &ws[0], &X[0, 0], rows_or_null(Y),
                    labels_or_null(labels), NULL, 0, X.shape[0], stats)

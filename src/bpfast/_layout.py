@@ -16,28 +16,41 @@ LOSSES = {"mse": 0, "cross_entropy": 1}
 SPEC_HEADER = 4
 
 
+def padded(n, lanes=8):
+    """n rounded up to a whole number of SIMD lanes."""
+    return -(-n // lanes) * lanes
+
+
 class Layout:
-    """Offsets of every W[l], b[l] in params and of every layer in the scratch space."""
+    """Offsets of every W[l], b[l] in params and of every layer in the scratch space.
+
+    Rows are padded to `width[l]` (a multiple of 8, see the kernel's Memory
+    layout note), so the buffer is a little longer than `n_params`, the
+    number of real weights and biases.
+    """
 
     def __init__(self, layers, activation, output, loss):
         self.layers = tuple(int(n) for n in layers)
         L = len(self.layers) - 1
         self.L = L
         sizes = self.layers
+        self.width = [padded(n) for n in sizes[1:]]
         self.w_off, self.b_off, self.u_off = [], [], []
         offset = units = 0
         for l in range(L):
             self.w_off.append(offset)
-            offset += sizes[l] * sizes[l + 1]
+            offset += sizes[l] * self.width[l]
             self.b_off.append(offset)
-            offset += sizes[l + 1]
+            offset += self.width[l]
             self.u_off.append(units)
-            units += sizes[l + 1]
-        self.n_params = offset
+            units += self.width[l]
+        self.buffer_len = offset
+        self.n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         self.n_units = units
         acts = [ACTIVATIONS[activation]] * (L - 1) + [ACTIVATIONS[output]]
         self.spec = np.array(
-            [L, LOSSES[loss], units, offset, *sizes, *self.w_off, *self.b_off, *self.u_off, *acts],
+            [L, LOSSES[loss], units, offset, *sizes, *self.w_off, *self.b_off, *self.u_off,
+             *acts, *self.width],
             dtype=np.intp,
         )
         self.spec.setflags(write=False)
@@ -45,10 +58,10 @@ class Layout:
         self.ws_len = 3 * units + sizes[-1]
 
     def weight_views(self, params):
-        """W[l] as writable (size[l+1], size[l]) views of params."""
-        s = self.layers
+        """W[l] as writable (size[l+1], size[l]) views of params (pads hidden)."""
+        s, w = self.layers, self.width
         return tuple(
-            params[o:o + s[l] * s[l + 1]].reshape(s[l], s[l + 1]).T
+            params[o:o + s[l] * w[l]].reshape(s[l], w[l])[:, :s[l + 1]].T
             for l, o in enumerate(self.w_off)
         )
 
@@ -56,7 +69,13 @@ class Layout:
         """b[l] as writable (size[l+1],) views of params."""
         return tuple(params[o:o + self.layers[l + 1]] for l, o in enumerate(self.b_off))
 
+    def real_entries(self):
+        """Indices into the buffer of the n_params real weights and biases."""
+        index = np.arange(self.buffer_len)
+        return np.concatenate([np.concatenate([W.ravel(), b])
+                               for W, b in zip(self.weight_views(index), self.bias_views(index))])
+
     def units(self, ws, l):
-        """Slices (z, a, delta) of layer l+1 in one scratch row `ws`."""
+        """Slices (z, a, delta) of layer l+1 in one scratch row `ws` (pads hidden)."""
         n, o, u = self.layers[l + 1], self.u_off[l], self.n_units
         return ws[o:o + n], ws[u + o:u + o + n], ws[2 * u + o:2 * u + o + n]

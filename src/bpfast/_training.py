@@ -96,7 +96,7 @@ class Fit:
         batch = min(self.batch_size, n)
         threads = min(self.n_threads, batch)
         order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
-        grad = np.empty((threads, net.n_params), dtype=net.dtype)
+        grad = net._grad_buffer(threads)
         ws = net._scratch(threads)
         thread_stats = np.zeros((threads, 2))
         saved = (net._params.copy(), net._velocity.copy())

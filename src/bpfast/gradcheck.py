@@ -25,10 +25,9 @@ def gradcheck(net, X, Y, eps=None):
     eps = 1e-5 if eps is None else check_real("eps", eps, positive=True)
     grad_w, grad_b = net.gradients(X, Y)          # validates X and Y
     layout = net._layout
-    analytic = np.empty(layout.n_params, dtype=np.float64)
-    for l in range(layout.L):
-        layout.weight_views(analytic)[l][...] = grad_w[l]
-        layout.bias_views(analytic)[l][...] = grad_b[l]
+    # The same order as layout.real_entries(): W[0] row-major, b[0], W[1], ...
+    analytic = np.concatenate([np.concatenate([gw.ravel(), gb])
+                               for gw, gb in zip(grad_w, grad_b)]).astype(np.float64)
 
     ref = MLP(net.layers, net.activation, net.output, net.loss_name, dtype="float64")
     ref._params[...] = net._params
@@ -44,13 +43,13 @@ def gradcheck(net, X, Y, eps=None):
         return total / n
 
     numeric = np.empty_like(analytic)
-    for k in range(layout.n_params):
+    for r, k in enumerate(layout.real_entries()):
         p = params[k]
         params[k] = p + eps
         up = loss()
         params[k] = p - eps
         down = loss()
         params[k] = p
-        numeric[k] = (up - down) / (2 * eps)
+        numeric[r] = (up - down) / (2 * eps)
     scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), 1e-8)
     return float(np.max(np.abs(analytic - numeric) / scale))

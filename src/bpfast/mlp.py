@@ -98,7 +98,7 @@ class MLP:
         self._layout = layout
         self._dtype = dtype
         self._rng = np.random.default_rng(seed)
-        params = np.empty(layout.n_params, dtype=dtype)
+        params = np.zeros(layout.buffer_len, dtype=dtype)      # pads stay zero
         for l in range(len(layers) - 1):
             name = init
             if init == "auto":
@@ -176,7 +176,7 @@ class MLP:
         self._rng.bit_generator.state = state["rng"]
         params = np.ascontiguousarray(state["params"], dtype=self._dtype)
         velocity = np.ascontiguousarray(state["velocity"], dtype=self._dtype)
-        if params.shape != (self._layout.n_params,) or velocity.shape != params.shape:
+        if params.shape != (self._layout.buffer_len,) or velocity.shape != params.shape:
             raise ValueError("MLP state: parameter buffer does not match its layers")
         self._set_params(params.copy(), velocity.copy())
         self.history = state.get("history")
@@ -194,7 +194,12 @@ class MLP:
         return X, self._targets(Y, X.shape[0], single, yname), single
 
     def _scratch(self, n_threads=1):
-        return np.empty((n_threads, self._layout.ws_len), dtype=self._dtype)
+        """Kernel scratch space: z, a, delta and a target vector, one row per thread."""
+        return np.zeros((n_threads, self._layout.ws_len), dtype=self._dtype)
+
+    def _grad_buffer(self, n_threads=1):
+        """A gradient buffer in the layout of the parameters, one row per thread."""
+        return np.empty((n_threads, self._layout.buffer_len), dtype=self._dtype)
 
     # ------------------------------------------------------------ inference
 
@@ -242,7 +247,7 @@ class MLP:
 
     def _gradient(self, X, targets):
         """Mean gradient as a flat buffer, the mean loss, and the scratch row."""
-        grad = np.empty_like(self._params)
+        grad = self._grad_buffer()[0]
         ws = self._scratch()[0]
         with self._lock:
             loss_sum, _ = _dispatch.kernel.gradient(self._layout.spec, self._params, grad, ws,
@@ -274,7 +279,7 @@ class MLP:
         with self._lock:
             saved = self._params.copy()
             loss_sum, _ = _dispatch.kernel.train(
-                self._layout.spec, self._params, np.empty((1, self.n_params), self._dtype),
+                self._layout.spec, self._params, self._grad_buffer(),
                 self._velocity, self._scratch(), np.zeros((1, 2)), X, targets.rows,
                 targets.labels, np.arange(n, dtype=np.intp), n, lr, 0.0, False, 0.0)
             loss = loss_sum / n

@@ -154,7 +154,7 @@ def trace(net, x, y, lr=None):
     if lr is not None:
         with net._lock:
             params = net._params.copy()
-        _dispatch.kernel.train(layout.spec, params, np.empty((1, net.n_params), net.dtype),
+        _dispatch.kernel.train(layout.spec, params, net._grad_buffer(),
                                np.zeros_like(params), net._scratch(), np.zeros((1, 2)), X,
                                targets.rows, targets.labels, np.zeros(1, dtype=np.intp),
                                1, lr, 0.0, False, 0.0)
