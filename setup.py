@@ -1,10 +1,13 @@
 """Build the Cython kernel.
 
-Environment switches (all off by default; wheels use none of them):
+Environment switches (all off by default; wheels use none of them, except
+that the macOS wheels state BPFAST_NO_OPENMP=1, which macOS implies anyway):
   BPFAST_NATIVE=1       compile for this machine's CPU (-march=native)
   BPFAST_DEBUG_BUILD=1  Cython bounds/wraparound/initialisation checks and
                         -fsanitize=address,undefined, for the checked test run
-  BPFAST_NO_OPENMP=1    build without OpenMP (fit(n_threads>1) then runs serially)
+  BPFAST_NO_OPENMP=1    build without OpenMP (fit(n_threads>1) then runs each
+                        thread's share in turn: same results, no speed-up);
+                        always the case on macOS, where Apple's clang has no runtime
   BPFAST_ANNOTATE=1     write Cython's annotated HTML next to the sources
 """
 
