@@ -15,6 +15,9 @@ __all__ = ["Trace", "trace"]
 
 # Arrays with more entries than this are summarised instead of printed.
 _MAX_SHOWN = 12
+# Layers with at most this many inputs and outputs are also written out unit
+# by unit, every formula with its numbers filled in.
+_MAX_SPELLED = 3
 _DERIVATIVE = {
     "sigmoid": "σ'(z) = a(1 − a)",
     "tanh": "tanh'(z) = 1 − a²",
@@ -32,6 +35,25 @@ _LOSS_FORMULA = {
 def _num(v):
     """A number at 4 significant digits, trailing zeros kept (0.02230)."""
     return f"{float(v):#.4g}"
+
+
+def _paren(v):
+    """A number for use inside a formula: negative ones in parentheses."""
+    text = _num(v)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _derivative_value(act, z, a):
+    """f'(z) as the formula with numbers, for the spelled-out chain rule."""
+    if act == "sigmoid":
+        return f"{_num(a)}·(1 − {_num(a)})"
+    if act == "tanh":
+        return f"(1 − {_paren(a)}²)"
+    if act == "relu":
+        return "1" if z > 0 else "0"
+    if act == "leaky_relu":
+        return "1" if z > 0 else "0.01"
+    return "1"
 
 
 def _arr(v):
@@ -94,6 +116,8 @@ class Trace:
             yield f"   {name}: W[{l}] = {_arr(self.weights[l])}, b[{l}] = {_arr(self.biases[l])}"
             yield f"      z[{l + 1}] = W[{l}]·a[{l}] + b[{l}] = {_arr(self.z[l])}"
             yield f"      a[{l + 1}] = {self._act(l)}(z[{l + 1}]) = {_arr(self.a[l + 1])}"
+            if self._spelled(l):
+                yield from self._forward_units(l)
         yield ""
         key = "mse" if c["loss"] == "mse" else (c["loss"], c["output"])
         yield f"2. Loss: {_LOSS_FORMULA[key]}"
@@ -109,14 +133,68 @@ class Trace:
                 yield (f"   layer {l + 1}: δ[{l}] = (W[{l + 1}]ᵀ·δ[{l + 1}]) ⊙ f'(z[{l + 1}]), "
                        f"{_DERIVATIVE[act]}")
             yield f"      δ[{l}] = {_arr(self.delta[l])}"
+            if self._spelled(l):
+                yield from self._delta_units(l)
             yield f"      ∂L/∂W[{l}] = δ[{l}]·a[{l}]ᵀ = {_arr(self.grad_w[l])}"
             yield f"      ∂L/∂b[{l}] = δ[{l}] = {_arr(self.grad_b[l])}"
+            if self._spelled(l):
+                for i in range(len(self.z[l])):
+                    for j in range(len(self.a[l])):
+                        yield (f"        ∂L/∂W[{l}]_{i}{j} = δ_{i}·a_{j} = "
+                               f"{_paren(self.delta[l][i])}·{_paren(self.a[l][j])} = "
+                               f"{_num(self.grad_w[l][i, j])}")
         if self.lr is not None:
             yield ""
             yield f"4. Update with lr = {_num(self.lr)}: W ← W − lr·∂L/∂W, b ← b − lr·∂L/∂b"
             for l in range(L):
                 yield f"   W[{l}] = {_arr(self.new_weights[l])}"
                 yield f"   b[{l}] = {_arr(self.new_biases[l])}"
+                if self._spelled(l):
+                    yield from self._update_units(l)
+
+    def _spelled(self, l):
+        return len(self.a[l]) <= _MAX_SPELLED and len(self.z[l]) <= _MAX_SPELLED
+
+    def _forward_units(self, l):
+        W, b, a_prev = self.weights[l], self.biases[l], self.a[l]
+        for i in range(len(b)):
+            terms = " + ".join(f"{_paren(W[i, j])}·{_paren(a_prev[j])}"
+                               for j in range(len(a_prev)))
+            if self._act(l) == "softmax":
+                a_i = f"exp(z_{i}) / Σ_k exp(z_k)"
+            else:
+                a_i = f"{self._act(l)}({_num(self.z[l][i])})"
+            yield (f"        z_{i} = {terms} + {_paren(b[i])} = {_num(self.z[l][i])};  "
+                   f"a_{i} = {a_i} = {_num(self.a[l + 1][i])}")
+
+    def _delta_units(self, l):
+        c, L = self.config, len(self.z)
+        z, a, delta = self.z[l], self.a[l + 1], self.delta[l]
+        for i in range(len(delta)):
+            if l == L - 1 and c["loss"] == "cross_entropy":
+                text = f"a_{i} − y_{i} = {_num(a[i])} − {_num(self.y[i])}"
+            elif l == L - 1 and c["output"] == "softmax":
+                continue        # the Jacobian product does not spell out per unit
+            elif l == L - 1:
+                text = (f"(a_{i} − y_{i})·f'(z_{i}) = ({_num(a[i])} − {_num(self.y[i])})·"
+                        f"{_derivative_value(c['output'], z[i], a[i])}")
+            else:
+                W_next, delta_next = self.weights[l + 1], self.delta[l + 1]
+                back = " + ".join(f"{_paren(W_next[k, i])}·{_paren(delta_next[k])}"
+                                  for k in range(len(delta_next)))
+                text = (f"(Σ_k W[{l + 1}]_k{i}·δ[{l + 1}]_k)·f'(z_{i}) = ({back})·"
+                        f"{_derivative_value(self._act(l), z[i], a[i])}")
+            yield f"        δ_{i} = {text} = {_num(delta[i])}"
+
+    def _update_units(self, l):
+        lr = _num(self.lr)
+        W, b = self.weights[l], self.biases[l]
+        for i in range(len(b)):
+            for j in range(W.shape[1]):
+                yield (f"     W_{i}{j} = {_num(W[i, j])} − {lr}·{_paren(self.grad_w[l][i, j])} = "
+                       f"{_num(self.new_weights[l][i, j])}")
+            yield (f"     b_{i} = {_num(b[i])} − {lr}·{_paren(self.grad_b[l][i])} = "
+                   f"{_num(self.new_biases[l][i])}")
 
     def _output_rule(self):
         c, L = self.config, len(self.z)
