@@ -398,6 +398,22 @@ cdef void sgd_update(floating* params, floating* grad, floating* velocity,
             params[k] -= lr * buf
 
 
+cdef void reduce_update(floating* params, floating* grad, Py_ssize_t n_params,
+                        Py_ssize_t n_threads, floating* velocity, Py_ssize_t lo,
+                        Py_ssize_t hi, floating scale, floating lr, floating momentum,
+                        bint nesterov, floating weight_decay) noexcept nogil:
+    """For params[lo:hi]: sum the threads' gradient rows (grad is n_threads rows
+    of n_params) into row 0, in thread order, then take the SGD step."""
+    cdef Py_ssize_t t, k
+    cdef floating* g_t
+    for t in range(1, n_threads):
+        g_t = grad + t * n_params
+        for k in range(lo, hi):
+            grad[k] += g_t[k]
+    sgd_update(params + lo, grad + lo, velocity + lo, hi - lo, scale, lr, momentum,
+               nesterov, weight_decay)
+
+
 cdef inline Py_ssize_t predicted_class(const floating* a_L, Py_ssize_t n) noexcept nogil:
     """argmax (first of ties); for one output, 1 where a >= 0.5."""
     cdef Py_ssize_t k, best = 0
@@ -544,7 +560,10 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 thread_stats[0, 1] = 0
                 accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, idx, start, stop,
                            &thread_stats[0, 0])
+                sgd_update(p, g0, v, n_params, <floating>(1.0 / size), flr,
+                           <floating>momentum, nesterov, <floating>weight_decay)
             else:
+                # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
                     memset(&grad[t, 0], 0, n_params * sizeof(floating))
                     thread_stats[t, 0] = 0
@@ -552,14 +571,15 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                     accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, idx,
                                start + t * size // n_t, start + (t + 1) * size // n_t,
                                &thread_stats[t, 0])
-                for t in range(1, n_t):
-                    for k in range(n_params):
-                        g0[k] += grad[t, k]
+                # ...then the sum over threads and the update of its share of params.
+                for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
+                    reduce_update(p, g0, n_params, n_t, v,
+                                  t * n_params // n_t, (t + 1) * n_params // n_t,
+                                  <floating>(1.0 / size), flr, <floating>momentum, nesterov,
+                                  <floating>weight_decay)
             for t in range(n_t):
                 stats[0] += thread_stats[t, 0]
                 stats[1] += thread_stats[t, 1]
-            sgd_update(p, g0, v, n_params, <floating>(1.0 / size), flr,
-                       <floating>momentum, nesterov, <floating>weight_decay)
             start = stop
     return stats[0], stats[1]
 
