@@ -36,7 +36,7 @@
 
 from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, isfinite
 from libc.string cimport memset
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
 from cython.parallel cimport prange
 
@@ -76,6 +76,7 @@ cdef struct Net:
     const Py_ssize_t* u_off   # z[l+1], a[l+1], delta[l] start at u_off[l] in ws
     const Py_ssize_t* act     # activation code of layer l -> l+1
     const Py_ssize_t* width   # row length of W[l] and b[l]: size[l+1] padded (see below)
+    const Py_ssize_t* nz_off  # layer l's nonzero-input list starts at nz_off[l] (int32s)
 
 
 cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
@@ -91,6 +92,7 @@ cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
     net.u_off = net.b_off + net.L
     net.act = net.u_off + net.L
     net.width = net.act + net.L
+    net.nz_off = net.width + net.L
     return net
 
 
@@ -184,10 +186,34 @@ cdef inline floating dot(const floating* u, const floating* v, Py_ssize_t n) noe
 
 # ---------------------------------------------------------------- one sample
 
+cdef inline Py_ssize_t nonzeros(const floating* v, Py_ssize_t n, int32_t* nz) noexcept nogil:
+    """Write the indices j with v[j] != 0 to nz, in order; return their count.
+
+    Branch-free, so it costs the same whatever the pattern of zeros: the
+    loops over a layer's inputs then visit only these, with no test at all.
+    """
+    cdef Py_ssize_t j, m = 0
+    for j in range(n):
+        nz[m] = <int32_t>j
+        m += v[j] != 0
+    return m
+
+
+cdef inline int32_t* nonzero_list(const Net* net, floating* ws) noexcept nogil:
+    """Where a scratch row keeps, for each layer l at nz_off[l], the count of
+    its nonzero inputs followed by their indices (int32, after the target)."""
+    return <int32_t*>(ws + 3 * net.n_units + net.size[net.L])
+
+
 cdef void forward(const Net* net, const floating* params, const floating* x,
-                  floating* z, floating* a) noexcept nogil:
-    """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x."""
-    cdef Py_ssize_t l, i, j, n_in, n_out, width
+                  floating* z, floating* a, int32_t* nz) noexcept nogil:
+    """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x.
+
+    nz receives, per layer, the count and indices of its nonzero inputs
+    (see nonzero_list), which backward() reuses.
+    """
+    cdef Py_ssize_t l, i, j, k, m, n_in, n_out, width
+    cdef int32_t* nz_l
     cdef const floating* a_prev = x
     cdef const floating* W
     cdef const floating* W_j
@@ -206,12 +232,15 @@ cdef void forward(const Net* net, const floating* params, const floating* x,
         a_l = a + net.u_off[l]
         for i in range(width):
             z_l[i] = b[i]
-        for j in range(n_in):
+        nz_l = nz + net.nz_off[l]
+        m = nonzeros(a_prev, n_in, nz_l + 1)     # exact: a zero input adds nothing
+        nz_l[0] = <int32_t>m
+        for k in range(m):
+            j = nz_l[k + 1]
             a_j = a_prev[j]
-            if a_j != 0:          # exact: a zero input adds nothing
-                W_j = W + j * width
-                for i in range(width):
-                    z_l[i] += a_j * W_j[i]
+            W_j = W + j * width
+            for i in range(width):
+                z_l[i] += a_j * W_j[i]
         code = net.act[l]
         if code == SOFTMAX:
             softmax(z_l, a_l, n_out)
@@ -290,13 +319,14 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
 
 cdef void backward(const Net* net, const floating* params, const floating* x,
                    const floating* z, const floating* a, floating* delta,
-                   floating* grad) noexcept nogil:
+                   const int32_t* nz, floating* grad) noexcept nogil:
     """Back-propagate delta[L-1] and add this sample's dL/dW, dL/db to grad.
 
     delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j);  dL/dW[l] = delta[l] a[l]^T;
     dL/db[l] = delta[l].  grad has the layout of params.
     """
-    cdef Py_ssize_t l, i, j, n_in, width, code = 0
+    cdef Py_ssize_t l, i, j, k, n_in, width, code = 0
+    cdef const int32_t* nz_l
     cdef const floating* W
     cdef const floating* a_prev
     cdef const floating* z_prev = NULL
@@ -320,25 +350,28 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
             a_prev = x
         for i in range(width):
             gb[i] += d_l[i]
-        for j in range(n_in):
-            if l > 0:
+        if l > 0:
+            for j in range(n_in):
                 d_prev[j] = dot(W + j * width, d_l, width) * derivative(code, z_prev[j], a_prev[j])
+        nz_l = nz + net.nz_off[l]
+        for k in range(nz_l[0]):
+            j = nz_l[k + 1]
             a_j = a_prev[j]
-            if a_j != 0:
-                gW_j = grad + net.w_off[l] + j * width
-                for i in range(width):
-                    gW_j[i] += a_j * d_l[i]
+            gW_j = grad + net.w_off[l] + j * width
+            for i in range(width):
+                gW_j[i] += a_j * d_l[i]
 
 
 cdef void backward_update(const Net* net, floating* params, const floating* x,
                           const floating* z, const floating* a, floating* delta,
-                          floating lr) noexcept nogil:
+                          const int32_t* nz, floating lr) noexcept nogil:
     """backward() fused with the plain SGD step p -= lr * g, for batch size 1.
 
-    Each row W[l][j, :] is read for delta[l-1]_j before it is updated, so the
-    result is bit-identical to backward() into a zeroed buffer then the step.
+    delta[l-1] is computed from W[l] before W[l] is updated, so the result is
+    bit-identical to backward() into a zeroed buffer followed by the step.
     """
-    cdef Py_ssize_t l, i, j, n_in, width, code = 0
+    cdef Py_ssize_t l, i, j, k, n_in, width, code = 0
+    cdef const int32_t* nz_l
     cdef floating* W_j
     cdef floating* b
     cdef const floating* a_prev
@@ -360,14 +393,17 @@ cdef void backward_update(const Net* net, floating* params, const floating* x,
             a_prev = x
         for i in range(width):
             b[i] -= lr * d_l[i]
-        for j in range(n_in):
-            W_j = params + net.w_off[l] + j * width
-            if l > 0:
+        if l > 0:
+            for j in range(n_in):
+                W_j = params + net.w_off[l] + j * width
                 d_prev[j] = dot(W_j, d_l, width) * derivative(code, z_prev[j], a_prev[j])
+        nz_l = nz + net.nz_off[l]
+        for k in range(nz_l[0]):
+            j = nz_l[k + 1]
             a_j = a_prev[j]
-            if a_j != 0:
-                for i in range(width):
-                    W_j[i] -= lr * (a_j * d_l[i])
+            W_j = params + net.w_off[l] + j * width
+            for i in range(width):
+                W_j[i] -= lr * (a_j * d_l[i])
 
 
 cdef void sgd_update(floating* params, floating* grad, floating* velocity,
@@ -456,6 +492,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef floating* a = ws + net.n_units
     cdef floating* delta = ws + 2 * net.n_units
     cdef floating* y_buf = ws + 3 * net.n_units
+    cdef int32_t* nz = nonzero_list(net, ws)
     cdef Py_ssize_t n_in = net.size[0], n_out = net.size[net.L]
     cdef Py_ssize_t off = net.u_off[net.L - 1]
     cdef Py_ssize_t r, s
@@ -465,12 +502,12 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         s = order[r] if order != NULL else r
         x = X + s * n_in
         y = target(net, Y, labels, s, y_buf)
-        forward(net, params, x, z, a)
+        forward(net, params, x, z, a, nz)
         stats[0] += sample_loss(net, z, a, y)
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             stats[1] += 1
         output_delta(net, z, a, y, delta)
-        backward(net, params, x, z, a, delta, grad)
+        backward(net, params, x, z, a, delta, nz, grad)
 
 
 cdef void step_one(const Net* net, floating* params, floating* ws,
@@ -480,15 +517,16 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
     cdef floating* delta = ws + 2 * net.n_units
+    cdef int32_t* nz = nonzero_list(net, ws)
     cdef Py_ssize_t n_out = net.size[net.L], off = net.u_off[net.L - 1]
     cdef const floating* x = X + s * net.size[0]
     cdef const floating* y = target(net, Y, labels, s, ws + 3 * net.n_units)
-    forward(net, params, x, z, a)
+    forward(net, params, x, z, a, nz)
     stats[0] += sample_loss(net, z, a, y)
     if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
         stats[1] += 1
     output_delta(net, z, a, y, delta)
-    backward_update(net, params, x, z, a, delta, lr)
+    backward_update(net, params, x, z, a, delta, nz, lr)
 
 
 # ---------------------------------------------------------------- entry points
@@ -616,6 +654,7 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     cdef floating* z = &ws[0]
     cdef floating* a = &ws[net.n_units]
     cdef floating* y_buf = &ws[3 * net.n_units]
+    cdef int32_t* nz = nonzero_list(&net, &ws[0])
     cdef Py_ssize_t s, k, n = X.shape[0], n_in = net.size[0], n_out = net.size[net.L]
     cdef Py_ssize_t off = net.u_off[net.L - 1]
     cdef const floating* Xp = &X[0, 0]
@@ -626,7 +665,7 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     cdef double loss_sum = 0, n_correct = 0
     with nogil:
         for s in range(n):
-            forward(&net, &params[0], Xp + s * n_in, z, a)
+            forward(&net, &params[0], Xp + s * n_in, z, a, nz)
             if write_out:
                 for k in range(n_out):
                     out[s, k] = a[off + k]

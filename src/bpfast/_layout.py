@@ -48,14 +48,18 @@ class Layout:
         self.n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         self.n_units = units
         acts = [ACTIVATIONS[activation]] * (L - 1) + [ACTIVATIONS[output]]
+        # Per layer, a count and the indices of its nonzero inputs (int32).
+        self.nz_off = list(np.cumsum([0] + [n + 1 for n in sizes[:-1]])[:-1])
+        nz_len = sum(n + 1 for n in sizes[:-1])
         self.spec = np.array(
             [L, LOSSES[loss], units, offset, *sizes, *self.w_off, *self.b_off, *self.u_off,
-             *acts, *self.width],
+             *acts, *self.width, *self.nz_off],
             dtype=np.intp,
         )
         self.spec.setflags(write=False)
-        # z, a, delta of every layer, then one target vector.
-        self.ws_len = 3 * units + sizes[-1]
+        # z, a, delta of every layer, one target vector, then the nonzero
+        # lists: int32s, which fit in as many float32 or float64 slots.
+        self.ws_len = 3 * units + sizes[-1] + nz_len
 
     def weight_views(self, params):
         """W[l] as writable (size[l+1], size[l]) views of params (pads hidden)."""
