@@ -79,6 +79,11 @@ class Layout:
         return np.concatenate([np.concatenate([W.ravel(), b])
                                for W, b in zip(self.weight_views(index), self.bias_views(index))])
 
+    def target(self, ws):
+        """The target vector the kernel last used, in a scratch row `ws`."""
+        start = 3 * self.n_units
+        return ws[start:start + self.layers[-1]]
+
     def units(self, ws, l):
         """Slices (z, a, delta) of layer l+1 in one scratch row `ws` (pads hidden)."""
         n, o, u = self.layers[l + 1], self.u_off[l], self.n_units

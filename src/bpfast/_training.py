@@ -77,11 +77,11 @@ class Fit:
     def run(self):
         net = self.net
         history = History()
-        net.history = history
-        for cb in self.callbacks:
-            if hasattr(cb, "set_network"):
-                cb.set_network(net)
         with net._lock, _progress_bar(self.progress, self.epochs * self.X.shape[0]) as bar:
+            net.history = history
+            for cb in self.callbacks:
+                if hasattr(cb, "set_network"):
+                    cb.set_network(net)
             for epoch in range(self.epochs):
                 logs = self._epoch(epoch, bar)
                 history.append(logs)

@@ -81,7 +81,8 @@ def check_dtype(dtype):
 
 def check_layers(layers):
     """A sequence of at least two positive integer layer sizes."""
-    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+    if (isinstance(layers, (str, bytes, set, frozenset, dict))
+            or not hasattr(layers, "__len__") or not hasattr(layers, "__getitem__")):
         raise TypeError(f"layers: expected a list of layer sizes like [784, 30, 10]; "
                         f"got {_describe(layers)}")
     sizes = [check_int(f"layers[{k}]", n, minimum=1) for k, n in enumerate(layers)]

@@ -22,15 +22,17 @@ def gradcheck(net, X, Y, eps=None):
 
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected a bpfast.MLP; got {type(net).__name__}")
-    eps = 1e-5 if eps is None else check_real("eps", eps, positive=True)
-    grad_w, grad_b = net.gradients(X, Y)          # validates X and Y
+    eps = 1e-5 if eps is None else check_real("eps", eps, positive=True, below=1.0)
+    with net._lock:     # the gradients and the copy below see the same parameters
+        grad_w, grad_b = net.gradients(X, Y)          # validates X and Y
+        params = net._params.copy()
     layout = net._layout
     # The same order as layout.real_entries(): W[0] row-major, b[0], W[1], ...
     analytic = np.concatenate([np.concatenate([gw.ravel(), gb])
                                for gw, gb in zip(grad_w, grad_b)]).astype(np.float64)
 
     ref = MLP(net.layers, net.activation, net.output, net.loss_name, dtype="float64")
-    ref._params[...] = net._params
+    ref._params[...] = params
     X64, targets, _ = ref._data(X, Y)
     params = ref._params
     ws = ref._scratch()[0]

@@ -28,7 +28,7 @@ _MAX_META_BYTES = 1 << 16
 
 def save(net, path):
     """Write `net` to exactly `path` (no suffix added), atomically."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -40,9 +40,10 @@ def save(net, path):
         "dtype": net.dtype.name,
     }
     arrays = {"meta": np.array(json.dumps(meta).encode("utf-8"))}
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"W{l}"] = np.ascontiguousarray(W)
-        arrays[f"b{l}"] = np.ascontiguousarray(b)
+    with net._lock:     # copies of one consistent state, even while another thread trains
+        for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+            arrays[f"W{l}"] = np.array(W, order="C")
+            arrays[f"b{l}"] = np.array(b)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".bpfast-", suffix=".tmp", dir=folder)
     try:

@@ -163,9 +163,10 @@ class MLP:
     # ------------------------------------------------------------ pickling
 
     def __getstate__(self):
-        return dict(config=self._config, params=self._params.copy(),
-                    velocity=self._velocity.copy(), rng=self._rng.bit_generator.state,
-                    history=self.history)
+        with self._lock:
+            return dict(config=self._config, params=self._params.copy(),
+                        velocity=self._velocity.copy(), rng=self._rng.bit_generator.state,
+                        history=self.history)
 
     def __setstate__(self, state):
         c = state["config"]

@@ -215,7 +215,9 @@ def trace(net, x, y, lr=None):
     if lr is not None:
         lr = _validate.check_real("lr", lr, positive=True)
     layout = net._layout
-    grad, loss, ws = net._gradient(X, targets)
+    with net._lock:     # one consistent state, even while another thread trains
+        grad, loss, ws = net._gradient(X, targets)
+        params = net._params.copy()
     L = layout.L
     z, a, delta = [], [X[0].copy()], []
     for l in range(L):
@@ -223,15 +225,13 @@ def trace(net, x, y, lr=None):
         z.append(z_l.copy())
         a.append(a_l.copy())
         delta.append(d_l.copy())
-    y_vec = ws[3 * layout.n_units:].copy() if targets.labels.size else targets.rows[0].copy()
+    y_vec = layout.target(ws).copy() if targets.labels.size else targets.rows[0].copy()
     grad_w = [np.array(W, order="C") for W in layout.weight_views(grad)]
     grad_b = [b.copy() for b in layout.bias_views(grad)]
-    weights = [np.array(W, order="C") for W in net.weights]
-    biases = [b.copy() for b in net.biases]
+    weights = [np.array(W, order="C") for W in layout.weight_views(params)]
+    biases = [b.copy() for b in layout.bias_views(params)]
     new_w = new_b = None
     if lr is not None:
-        with net._lock:
-            params = net._params.copy()
         _dispatch.kernel.train(layout.spec, params, net._grad_buffer(),
                                np.zeros_like(params), net._scratch(), np.zeros((1, 2)), X,
                                targets.rows, targets.labels, np.zeros(1, dtype=np.intp),
