@@ -13,6 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Hypothesis profiles for the property and fuzz tests: "ci" (the default) is
+# small and derandomised; BPFAST_HYPOTHESIS_PROFILE=dev searches far longer.
+HYPOTHESIS_PROFILE = os.environ.get("BPFAST_HYPOTHESIS_PROFILE", "ci")
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
+                              print_blob=True, suppress_health_check=_quiet)
+    settings.register_profile("dev", max_examples=4000, deadline=None,
+                              suppress_health_check=_quiet)
+
 # Repository root is parents[1] of this file; the folder beside it holds `shared/`.
 MNIST_DIR = Path(os.environ.get(
     "BPFAST_MNIST_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))

@@ -34,20 +34,12 @@ import pytest
 import bpfast
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-# The same "ci" profile as tests/test_properties.py (whichever module loads first
-# registers it; the definitions are identical).
-settings.register_profile(
-    "ci", max_examples=50, deadline=None, derandomize=True, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
-settings.register_profile(
-    "dev", max_examples=4000, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
-PROFILE = settings.get_profile(os.environ.get("BPFAST_HYPOTHESIS_PROFILE", "ci"))
+from conftest import HYPOTHESIS_PROFILE  # noqa: E402
+
+PROFILE = settings.get_profile(HYPOTHESIS_PROFILE)   # registered in conftest.py
 
 def tiny_network(dtype="float64"):
     """A small trained network: a model file of about a kilobyte."""

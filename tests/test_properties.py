@@ -33,22 +33,14 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, example, given, settings  # noqa: E402
+from hypothesis import assume, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import bpfast  # noqa: E402
-from conftest import RTOL  # noqa: E402
+from conftest import HYPOTHESIS_PROFILE, RTOL  # noqa: E402
 from reference import ReferenceMLP  # noqa: E402
 
-settings.register_profile(
-    "ci", max_examples=50, deadline=None, derandomize=True, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
-settings.register_profile(
-    "dev", max_examples=4000, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
-PROFILE = settings.get_profile(os.environ.get("BPFAST_HYPOTHESIS_PROFILE", "ci"))
+PROFILE = settings.get_profile(HYPOTHESIS_PROFILE)   # registered in conftest.py
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 OUTPUTS = ("sigmoid", "softmax", "identity", "tanh", "relu")

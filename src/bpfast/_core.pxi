@@ -40,6 +40,16 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
 from cython.parallel cimport prange
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define BPFAST_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define BPFAST_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void prefetch "BPFAST_PREFETCH"(const void* p) noexcept nogil
+
 # Activation codes (shared with bpfast._layout.ACTIVATIONS).
 cdef enum:
     IDENTITY = 0
@@ -526,6 +536,8 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef const floating* x
     cdef const floating* y
     for r in range(lo, hi):
+        if order != NULL and r + 2 < hi:
+            prefetch_sample(net, X, Y, labels, order[r + 2])
         s = order[r] if order != NULL else r
         x = X + s * n_in
         y = target(net, Y, labels, s, y_buf)
@@ -535,6 +547,18 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             stats[1] += 1
         output_delta(net, z, a, y, delta)
         backward(net, params, x, z, a, delta, nz, grad)
+
+
+cdef inline void prefetch_sample(const Net* net, const floating* X, const floating* Y,
+                                 const int64_t* labels, Py_ssize_t s) noexcept nogil:
+    """Ask for sample s's input and target before they are needed: in a
+    shuffled epoch each sample is a cache miss, and for small networks the
+    miss, not the arithmetic, is the cost of a sample."""
+    prefetch(X + s * net.size[0])
+    if labels != NULL:
+        prefetch(labels + s)
+    else:
+        prefetch(Y + s * net.size[net.L])
 
 
 cdef void step_one(const Net* net, floating* params, floating* ws,
@@ -611,6 +635,8 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             clear_delta(&net, &ws[t, 0])
         if fused:
             for k in range(n):
+                if k + 2 < n:   # samples come in shuffled order: fetch ahead
+                    prefetch_sample(&net, Xp, Yp, lab, idx[k + 2])
                 step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], flr, stats)
             start = n
         else:
