@@ -22,19 +22,24 @@
 # Each row of W[l], b[l] and each layer's z, a, delta is padded with zeros to
 # width[l], a multiple of 8, so that every vector loop runs whole SIMD
 # registers with no scalar remainder.  The pads stay exactly zero: their
-# weights meet a zero delta in every update (the scratch space starts
-# zeroed and delta is only ever written for real units), and no loop reads
-# a pad as an input.
+# weights meet a zero delta in every update (each entry point zeroes the
+# delta section, and delta is only ever written for real units), and no loop
+# reads a pad as an input.
+#
+# Zero inputs.  An input a_j == 0 adds nothing to z and nothing to the
+# gradient of row j, so skipping it is exact; MNIST is ~80% zeros and relu
+# layers have many too.  The forward pass lists each layer's nonzero inputs
+# once (branch-free) and every later loop over rows walks only that list.
 #
 # A network is described to the kernel by one int array `spec` (built by
 # bpfast._layout.Layout) and per-thread scratch space `ws` holding z, a and
-# delta of every layer plus one target vector; nothing is allocated here.
+# delta of every layer, one target vector and the nonzero-input lists;
+# nothing is allocated here.
 #
 # The kernel trusts its arguments: every shape, index and label is checked by
-# the Python layer before a call (bpfast._layout.Layout.check_* and
-# bpfast._validate).
+# the Python layer (bpfast._validate, bpfast.mlp) before a call.
 
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, isfinite
+from libc.math cimport exp, expf, log, log1p, tanh, tanhf, isfinite
 from libc.string cimport memset
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
@@ -72,7 +77,11 @@ cdef enum:
     SPEC_N_PARAMS = 3
     SPEC_HEADER = 4
 
-DEF LEAKY_SLOPE = 0.01
+cdef extern from *:
+    """
+    #define BPFAST_LEAKY_SLOPE 0.01
+    """
+    const double LEAKY_SLOPE "BPFAST_LEAKY_SLOPE"   # leaky_relu's slope for z < 0
 
 
 cdef struct Net:
