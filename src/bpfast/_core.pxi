@@ -203,6 +203,18 @@ cdef inline floating dot(const floating* u, const floating* v, Py_ssize_t n) noe
     return s
 
 
+cdef inline floating chain(const floating* W_j, const floating* delta, Py_ssize_t n,
+                          floating f_prime) noexcept nogil:
+    """One step of the chain rule: (W[j, :] . delta) * f'(z_j).
+
+    A unit with f'(z_j) = 0 (a relu at z <= 0, half of them, typically)
+    passes no error back, so its dot product is skipped.
+    """
+    if f_prime == 0:
+        return 0
+    return dot(W_j, delta, n) * f_prime
+
+
 # ---------------------------------------------------------------- one sample
 
 cdef inline Py_ssize_t nonzeros(const floating* v, Py_ssize_t n, int32_t* nz) noexcept nogil:
@@ -398,7 +410,8 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
             gb[i] += d_l[i]
         if l > 0:
             for j in range(n_in):
-                d_prev[j] = dot(W + j * width, d_l, width) * derivative(code, z_prev[j], a_prev[j])
+                d_prev[j] = chain(W + j * width, d_l, width,
+                                  derivative(code, z_prev[j], a_prev[j]))
         nz_l = nz + net.nz_off[l]
         for k in range(nz_l[0]):
             j = nz_l[k + 1]
@@ -442,7 +455,7 @@ cdef void backward_update(const Net* net, floating* params, const floating* x,
         if l > 0:
             for j in range(n_in):
                 W_j = params + net.w_off[l] + j * width
-                d_prev[j] = dot(W_j, d_l, width) * derivative(code, z_prev[j], a_prev[j])
+                d_prev[j] = chain(W_j, d_l, width, derivative(code, z_prev[j], a_prev[j]))
         nz_l = nz + net.nz_off[l]
         for k in range(nz_l[0]):
             j = nz_l[k + 1]
