@@ -472,22 +472,26 @@ cdef void sgd_update(floating* params, floating* grad, floating* velocity,
 
     g = scale * grad + weight_decay * p;  buf = momentum * buf + g;
     g = g + momentum * buf (Nesterov) or buf;  p -= lr * g.
+    grad is left zeroed, ready for the next batch (no separate pass).
     """
     cdef Py_ssize_t k
     cdef floating g, buf
     if momentum == 0:
         for k in range(n):
             g = grad[k] * scale + weight_decay * params[k]
+            grad[k] = 0
             params[k] -= lr * g
     elif nesterov:
         for k in range(n):
             g = grad[k] * scale + weight_decay * params[k]
+            grad[k] = 0
             buf = momentum * velocity[k] + g
             velocity[k] = buf
             params[k] -= lr * (g + momentum * buf)
     else:
         for k in range(n):
             g = grad[k] * scale + weight_decay * params[k]
+            grad[k] = 0
             buf = momentum * velocity[k] + g
             velocity[k] = buf
             params[k] -= lr * buf
@@ -498,13 +502,15 @@ cdef void reduce_update(floating* params, floating* grad, Py_ssize_t n_params,
                         Py_ssize_t hi, floating scale, floating lr, floating momentum,
                         bint nesterov, floating weight_decay) noexcept nogil:
     """For params[lo:hi]: sum the threads' gradient rows (grad is n_threads rows
-    of n_params) into row 0, in thread order, then take the SGD step."""
+    of n_params) into row 0, in thread order, then take the SGD step.  Every
+    row is left zeroed, ready for the next batch."""
     cdef Py_ssize_t t, k
     cdef floating* g_t
     for t in range(1, n_threads):
         g_t = grad + t * n_params
         for k in range(lo, hi):
             grad[k] += g_t[k]
+            g_t[k] = 0
     sgd_update(params + lo, grad + lo, velocity + lo, hi - lo, scale, lr, momentum,
                nesterov, weight_decay)
 
@@ -662,13 +668,14 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], flr, stats)
             start = n
         else:
+            # Zeroed once here; each update leaves the rows zeroed again.
+            memset(g0, 0, n_threads * n_params * sizeof(floating))
             start = 0
         while start < n:
             stop = start + batch_size if start + batch_size < n else n
             size = stop - start
             n_t = n_threads if n_threads < size else size
             if n_t == 1:
-                memset(g0, 0, n_params * sizeof(floating))
                 thread_stats[0, 0] = 0
                 thread_stats[0, 1] = 0
                 accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, idx, start, stop,
@@ -678,7 +685,6 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
-                    memset(&grad[t, 0], 0, n_params * sizeof(floating))
                     thread_stats[t, 0] = 0
                     thread_stats[t, 1] = 0
                     accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, idx,
