@@ -162,7 +162,7 @@ def main(argv=None):
     setup = dict(
         cpu=cpu_name(), python=platform.python_version(), numpy=np.__version__,
         sklearn=sklearn.__version__, bpfast=bpfast.__version__,
-        bpfast_kernel=bpfast._kernel_name,
+        bpfast_kernel=bpfast._dispatch.kernel_name,
         blas=[(i.get("internal_api"), i.get("num_threads")) for i in threadpool_info()],
         blas_threads_used=args.blas_threads or "library default",
         hidden_layer_sizes=[args.hidden], activation="relu", seed=args.seed,

@@ -118,7 +118,7 @@ def main(argv=None):
     args.n = args.n or (3000 if args.quick else 20000)
     setup = dict(python=platform.python_version(), numpy=np.__version__,
                  river=river.__version__, bpfast=bpfast.__version__,
-                 bpfast_kernel=bpfast._kernel_name, hidden=HIDDEN, lr_bpfast=LR,
+                 bpfast_kernel=bpfast._dispatch.kernel_name, hidden=HIDDEN, lr_bpfast=LR,
                  machine=platform.machine(), seed=args.seed)
     print(f"bpfast {setup['bpfast']} ({setup['bpfast_kernel']}), river {setup['river']}, "
           f"numpy {setup['numpy']}; MLPs [n_features, {HIDDEN}, n_outputs], plain SGD")

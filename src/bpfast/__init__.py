@@ -9,7 +9,6 @@ The public contract is the MLP class and the functions below; the kernel
 """
 
 from . import datasets
-from ._dispatch import kernel_name as _kernel_name
 from ._version import __version__
 from .callbacks import EarlyStopping, History
 from .errors import DivergenceError, ModelFormatError

@@ -9,8 +9,6 @@ CPU or the install lacks is an error rather than a silent fallback.
 import importlib
 import os
 
-import numpy as np
-
 __all__ = ["kernel", "kernel_name", "available_kernels", "load_kernel"]
 
 
@@ -46,4 +44,3 @@ def load_kernel(name):
 
 kernel_name = os.environ.get("BPFAST_KERNEL", "").strip().lower() or available_kernels()[-1]
 kernel = load_kernel(kernel_name)
-del np
