@@ -563,6 +563,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef Py_ssize_t r, s
     cdef const floating* x
     cdef const floating* y
+    cdef double loss_sum = 0, n_correct = 0    # in registers, not in shared memory
     for r in range(lo, hi):
         if order != NULL and r + 2 < hi:
             prefetch_sample(net, X, Y, labels, order[r + 2])
@@ -570,11 +571,13 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         x = X + s * n_in
         y = target(net, Y, labels, s, y_buf)
         forward(net, params, x, z, a, nz)
-        stats[0] += sample_loss(net, z, a, y)
+        loss_sum += sample_loss(net, z, a, y)
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
-            stats[1] += 1
+            n_correct += 1
         output_delta(net, z, a, y, delta)
         backward(net, params, x, z, a, delta, nz, grad)
+    stats[0] += loss_sum
+    stats[1] += n_correct
 
 
 cdef inline void prefetch_sample(const Net* net, const floating* X, const floating* Y,
