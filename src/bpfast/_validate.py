@@ -105,8 +105,11 @@ def _as_real_array(name, value):
 
 def _convert(name, arr, dtype):
     """C-contiguous copy in dtype only when needed, then a finiteness check."""
-    with np.errstate(over="ignore"):        # overflow to inf is reported below
-        out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        out = arr                           # the common case: no copy, no conversion
+    else:
+        with np.errstate(over="ignore"):    # overflow to inf is reported below
+            out = np.ascontiguousarray(arr, dtype=dtype)
     if out.dtype.kind == "f" and not _dispatch.kernel.all_finite(out.reshape(-1)):
         where = "" if arr.dtype == dtype else f" after conversion to {dtype}"
         raise ValueError(f"{name}: expected finite values; got NaN or infinity{where}")
