@@ -326,3 +326,10 @@ def test_early_stopping_monitor_missing_from_the_history_trains_nothing(net):
     stopper = bpfast.EarlyStopping(monitor="val_loss")
     assert_rejected(net, lambda: net.fit(X_GOOD, Y_GOOD, epochs=3, callbacks=[stopper],
                                          progress=False), "monitor", ValueError)
+
+
+def test_a_layer_wider_than_the_kernels_int32_indices_is_a_value_error():
+    """The kernel lists a layer's nonzero inputs as int32: 2**31 inputs are refused
+    at construction (by the memory check first, on a machine too small to hold them)."""
+    with pytest.raises(ValueError, match=r"layers"):
+        bpfast.MLP([2**31, 1], dtype="float32")

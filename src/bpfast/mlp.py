@@ -92,6 +92,8 @@ class MLP:
         if n_params * dtype.itemsize > limit:
             raise ValueError(f"layers: expected a network whose {n_params} parameters fit in "
                              f"memory ({limit / 2**30:.0f} GiB); got layers={list(layers)}")
+        for k, n in enumerate(layers):   # the kernel's nonzero-input lists are int32
+            _validate.check_int(f"layers[{k}]", n, maximum=2**31 - 1)
         layout = Layout(layers, activation, output, loss)
         self._config = dict(layers=layers, activation=activation, output=output,
                             loss=loss, dtype=dtype.name)
