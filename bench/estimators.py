@@ -19,7 +19,6 @@ the repository, or $BPFAST_MNIST_DIR).
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import bpfast
+from _common import write_json
 from bpfast.sklearn import BPClassifier
 
 DEFAULT_MNIST = Path(os.environ.get(
@@ -176,9 +176,7 @@ def main(argv=None):
     rows = run(args)
     print_table(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(setup=setup, rows=rows), f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, dict(setup=setup, rows=rows))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ bpfast.river.BPClassifier vs river's LogisticRegression.
 
 import argparse
 import itertools
-import json
 import platform
 import time
 
@@ -28,6 +27,7 @@ from river import datasets, linear_model, metrics, optim
 from river.datasets import synth
 
 import bpfast
+from _common import write_json
 from bpfast.river import BPClassifier, BPRegressor
 
 HIDDEN = 32
@@ -125,9 +125,7 @@ def main(argv=None):
     rows = run(args)
     print_table(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(setup=setup, rows=rows), f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, dict(setup=setup, rows=rows))
 
 
 if __name__ == "__main__":
