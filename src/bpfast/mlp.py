@@ -2,6 +2,7 @@
 
 import os
 import threading
+from collections import namedtuple
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from .errors import DivergenceError
 __all__ = ["MLP"]
 
 INITS = ("auto", "xavier", "he", "normal", "scaled_normal")
+
+Backprop = namedtuple("Backprop", "weights biases z a delta y grad_w grad_b loss")
+Backprop.__doc__ = """What `MLP._backprop` returns: lists per weight layer l (a has L + 1
+entries, a[0] = x), each a fresh array; y the target vector of the last sample."""
 
 
 def _memory_limit():
@@ -183,6 +188,50 @@ class MLP:
             raise ValueError("MLP state: parameter buffer does not match its layers")
         self._set_params(params.copy(), velocity.copy())
         self.history = state.get("history")
+
+    # ------------------------------------------------------------ internal interface
+    # What the package's other modules (trace, gradcheck, io, callbacks, the
+    # fit loop) use instead of the network's private members.
+
+    def _parameters(self):
+        """Fresh copies (weights, biases) of one consistent state, taken under the lock."""
+        with self._lock:
+            weights = [np.array(W, order="C") for W in self._weights]
+            biases = [np.array(b) for b in self._biases]
+        return weights, biases
+
+    def _snapshot(self):
+        """An opaque copy of the parameters, for `_restore` (taken under the lock)."""
+        with self._lock:
+            return self._params.copy()
+
+    def _restore(self, snapshot):
+        """Put back the parameters of a `_snapshot` of this network."""
+        with self._lock:
+            self._params[...] = snapshot
+
+    def _backprop(self, X, targets):
+        """Everything backpropagation computes for the samples of X (boundary-checked).
+
+        Returns a `Backprop` of fresh arrays: the parameters it used, and for
+        the last sample of X its z, a, delta per layer and its target vector;
+        the mean gradients and the mean loss over all samples.  The network is
+        not changed.
+        """
+        layout = self._layout
+        with self._lock:     # one consistent state, even while another thread trains
+            grad, loss, ws = self._gradient(X, targets)
+            weights, biases = self._parameters()
+        z, a, delta = [], [np.array(X[-1])], []
+        for l in range(layout.L):
+            z_l, a_l, d_l = layout.units(ws, l)
+            z.append(z_l.copy())
+            a.append(a_l.copy())
+            delta.append(d_l.copy())
+        y = layout.target(ws).copy() if targets.labels.size else targets.rows[-1].copy()
+        grad_w = [np.array(W, order="C") for W in layout.weight_views(grad)]
+        grad_b = [b.copy() for b in layout.bias_views(grad)]
+        return Backprop(weights, biases, z, a, delta, y, grad_w, grad_b, loss)
 
     # ------------------------------------------------------------ data
 
