@@ -536,7 +536,7 @@ def test_trace_results_are_fresh():
 
 # ------------------------------------------------------------ fit and History
 
-CLASSIFICATION_KEYS = {"loss", "accuracy", "seconds", "samples_per_s"}
+CLASSIFICATION_KEYS = {"loss", "accuracy", "lr", "seconds", "samples_per_s"}
 
 
 def test_history_keys_for_classification(blobs):
@@ -565,10 +565,10 @@ def test_history_keys_for_regression():
     Y = np.stack([X.sum(axis=1), X[:, 0] - X[:, 1]], axis=1)
     net = bpfast.MLP([3, 6, 2], activation="tanh", output="identity", seed=0)
     hist = net.fit(X[:20], Y[:20], epochs=2, lr=0.01, progress=False)
-    assert [set(row) for row in hist.history] == [{"loss", "seconds", "samples_per_s"}] * 2
+    assert [set(row) for row in hist.history] == [{"loss", "lr", "seconds", "samples_per_s"}] * 2
     hist = net.fit(X[:20], Y[:20], epochs=1, lr=0.01, validation_data=(X[20:], Y[20:]),
                    progress=False)
-    assert set(hist.history[0]) == {"loss", "val_loss", "seconds", "samples_per_s"}
+    assert set(hist.history[0]) == {"loss", "val_loss", "lr", "seconds", "samples_per_s"}
 
 
 def test_epoch_loss_is_measured_before_each_update(blobs, dtype):

@@ -1,6 +1,6 @@
 # The typed kernel of bpfast: per-sample forward and backward loops and the
-# in-place SGD update, for float32 and float64 through the fused type
-# `floating`, run without the GIL.
+# in-place update of every rule of bpfast.optim (in _update.pxi), for float32
+# and float64 through the fused type `floating`, run without the GIL.
 #
 # This file is included by one or more extension modules (`_core.pyx` is the
 # portable build, `_core_avx2.pyx` the same source compiled for AVX2+FMA), so
@@ -113,6 +113,9 @@ cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
     net.width = net.act + net.L
     net.nz_off = net.width + net.L
     return net
+
+
+include "_update.pxi"
 
 
 # ---------------------------------------------------------------- elementwise
@@ -377,11 +380,15 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
 
 cdef void backward(const Net* net, const floating* params, const floating* x,
                    const floating* z, const floating* a, floating* delta,
-                   const int32_t* nz, floating* grad) noexcept nogil:
-    """Back-propagate delta[L-1] and add this sample's dL/dW, dL/db to grad.
+                   const int32_t* nz, floating* out, floating scale) noexcept nogil:
+    """Back-propagate delta[L-1]; add scale * (this sample's dL/dW, dL/db) to out.
 
     delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j);  dL/dW[l] = delta[l] a[l]^T;
-    dL/db[l] = delta[l].  grad has the layout of params.
+    dL/db[l] = delta[l].  out has the layout of params and is either a
+    gradient buffer (scale 1) or params itself (scale -lr: the plain SGD step
+    of batch size 1, fused into this pass).  delta[l-1] is computed from W[l]
+    before W[l] is written, so the fused step equals the gradient followed by
+    the update.
     """
     cdef Py_ssize_t l, i, j, k, n_in, width, code = 0
     cdef const int32_t* nz_l
@@ -390,14 +397,14 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
     cdef const floating* z_prev = NULL
     cdef const floating* d_l
     cdef floating* d_prev = NULL
-    cdef floating* gW_j
-    cdef floating* gb
+    cdef floating* out_W_j
+    cdef floating* out_b
     cdef floating a_j
     for l in range(net.L - 1, -1, -1):
         n_in = net.size[l]
         width = net.width[l]
         W = params + net.w_off[l]
-        gb = grad + net.b_off[l]
+        out_b = out + net.b_off[l]
         d_l = delta + net.u_off[l]
         if l > 0:
             a_prev = a + net.u_off[l - 1]
@@ -407,7 +414,7 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
         else:
             a_prev = x
         for i in range(width):
-            gb[i] += d_l[i]
+            out_b[i] += scale * d_l[i]
         if l > 0:
             for j in range(n_in):
                 d_prev[j] = chain(W + j * width, d_l, width,
@@ -416,103 +423,49 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
         for k in range(nz_l[0]):
             j = nz_l[k + 1]
             a_j = a_prev[j]
-            gW_j = grad + net.w_off[l] + j * width
+            out_W_j = out + net.w_off[l] + j * width
             for i in range(width):
-                gW_j[i] += a_j * d_l[i]
+                out_W_j[i] += scale * (a_j * d_l[i])
 
 
-cdef void backward_update(const Net* net, floating* params, const floating* x,
-                          const floating* z, const floating* a, floating* delta,
-                          const int32_t* nz, floating lr) noexcept nogil:
-    """backward() fused with the plain SGD step p -= lr * g, for batch size 1.
-
-    delta[l-1] is computed from W[l] before W[l] is updated, so the result is
-    bit-identical to backward() into a zeroed buffer followed by the step.
-    """
-    cdef Py_ssize_t l, i, j, k, n_in, width, code = 0
-    cdef const int32_t* nz_l
-    cdef floating* W_j
-    cdef floating* b
-    cdef const floating* a_prev
-    cdef const floating* z_prev = NULL
-    cdef const floating* d_l
-    cdef floating* d_prev = NULL
-    cdef floating a_j
-    for l in range(net.L - 1, -1, -1):
-        n_in = net.size[l]
-        width = net.width[l]
-        b = params + net.b_off[l]
-        d_l = delta + net.u_off[l]
-        if l > 0:
-            a_prev = a + net.u_off[l - 1]
-            z_prev = z + net.u_off[l - 1]
-            d_prev = delta + net.u_off[l - 1]
-            code = net.act[l - 1]
-        else:
-            a_prev = x
-        for i in range(width):
-            b[i] -= lr * d_l[i]
-        if l > 0:
-            for j in range(n_in):
-                W_j = params + net.w_off[l] + j * width
-                d_prev[j] = chain(W_j, d_l, width, derivative(code, z_prev[j], a_prev[j]))
-        nz_l = nz + net.nz_off[l]
-        for k in range(nz_l[0]):
-            j = nz_l[k + 1]
-            a_j = a_prev[j]
-            W_j = params + net.w_off[l] + j * width
-            for i in range(width):
-                W_j[i] -= lr * (a_j * d_l[i])
+cdef void update_span(const Net* net, const Rule* rule, floating* params, floating* grad,
+                      floating* state, Py_ssize_t lo, Py_ssize_t hi,
+                      floating scale) noexcept nogil:
+    """The rule's step on params[lo:hi] (grad and state alike), segment by
+    segment: weights decay by weight_decay, biases by weight_decay * bias_decay."""
+    cdef Py_ssize_t l, seg, a, b
+    cdef floating wd
+    for l in range(net.L):
+        for seg in range(2):
+            if seg == 0:
+                a, b = net.w_off[l], net.b_off[l]
+                wd = <floating>rule.weight_decay
+            else:
+                a, b = net.b_off[l], net.b_off[l] + net.width[l]
+                wd = <floating>(rule.weight_decay * rule.bias_decay)
+            if a < lo:
+                a = lo
+            if b > hi:
+                b = hi
+            if a < b:
+                apply_rule(rule, params + a, grad + a, state + a if state != NULL else NULL,
+                           b - a, scale, wd)
 
 
-cdef void sgd_update(floating* params, floating* grad, floating* velocity,
-                     Py_ssize_t n, floating scale, floating lr, floating momentum,
-                     bint nesterov, floating weight_decay) noexcept nogil:
-    """p -= lr * g with torch.optim.SGD's momentum, Nesterov and weight decay.
-
-    g = scale * grad + weight_decay * p;  buf = momentum * buf + g;
-    g = g + momentum * buf (Nesterov) or buf;  p -= lr * g.
-    grad is left zeroed, ready for the next batch (no separate pass).
-    """
-    cdef Py_ssize_t k
-    cdef floating g, buf
-    if momentum == 0:
-        for k in range(n):
-            g = grad[k] * scale + weight_decay * params[k]
-            grad[k] = 0
-            params[k] -= lr * g
-    elif nesterov:
-        for k in range(n):
-            g = grad[k] * scale + weight_decay * params[k]
-            grad[k] = 0
-            buf = momentum * velocity[k] + g
-            velocity[k] = buf
-            params[k] -= lr * (g + momentum * buf)
-    else:
-        for k in range(n):
-            g = grad[k] * scale + weight_decay * params[k]
-            grad[k] = 0
-            buf = momentum * velocity[k] + g
-            velocity[k] = buf
-            params[k] -= lr * buf
-
-
-cdef void reduce_update(floating* params, floating* grad, Py_ssize_t n_params,
-                        Py_ssize_t n_threads, floating* velocity, Py_ssize_t lo,
-                        Py_ssize_t hi, floating scale, floating lr, floating momentum,
-                        bint nesterov, floating weight_decay) noexcept nogil:
+cdef void reduce_update(const Net* net, const Rule* rule, floating* params, floating* grad,
+                        Py_ssize_t n_threads, floating* state, Py_ssize_t lo,
+                        Py_ssize_t hi, floating scale) noexcept nogil:
     """For params[lo:hi]: sum the threads' gradient rows (grad is n_threads rows
-    of n_params) into row 0, in thread order, then take the SGD step.  Every
-    row is left zeroed, ready for the next batch."""
+    of n_params) into row 0, in thread order, then take the rule's step.
+    Every row is left zeroed, ready for the next batch."""
     cdef Py_ssize_t t, k
     cdef floating* g_t
     for t in range(1, n_threads):
-        g_t = grad + t * n_params
+        g_t = grad + t * net.n_params
         for k in range(lo, hi):
             grad[k] += g_t[k]
             g_t[k] = 0
-    sgd_update(params + lo, grad + lo, velocity + lo, hi - lo, scale, lr, momentum,
-               nesterov, weight_decay)
+    update_span(net, rule, params, grad, state, lo, hi, scale)
 
 
 cdef inline Py_ssize_t predicted_class(const floating* a_L, Py_ssize_t n) noexcept nogil:
@@ -575,7 +528,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             n_correct += 1
         output_delta(net, z, a, y, delta)
-        backward(net, params, x, z, a, delta, nz, grad)
+        backward(net, params, x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum
     stats[1] += n_correct
 
@@ -594,7 +547,7 @@ cdef inline void prefetch_sample(const Net* net, const floating* X, const floati
 
 cdef void step_one(const Net* net, floating* params, floating* ws,
                    const floating* X, const floating* Y, const int64_t* labels,
-                   Py_ssize_t s, floating lr, double* stats) noexcept nogil:
+                   Py_ssize_t s, floating neg_lr, double* stats) noexcept nogil:
     """One sample, one plain SGD step, the update fused into the backward pass."""
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
@@ -608,7 +561,7 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
     if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
         stats[1] += 1
     output_delta(net, z, a, y, delta)
-    backward_update(net, params, x, z, a, delta, nz, lr)
+    backward(net, params, x, z, a, delta, nz, params, neg_lr)
 
 
 # ---------------------------------------------------------------- entry points
@@ -626,39 +579,50 @@ cdef inline const int64_t* labels_or_null(const int64_t[::1] labels) noexcept no
     return &labels[0] if labels.shape[0] > 0 else NULL
 
 
+cdef inline floating* rows_or_null_mut(floating[:, ::1] A) noexcept nogil:
+    return &A[0, 0] if A.shape[0] > 0 else NULL
+
+
 def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] grad,
-          floating[::1] velocity, floating[:, ::1] ws, double[:, ::1] thread_stats,
+          floating[:, ::1] ws, double[:, ::1] thread_stats,
           const floating[:, ::1] X, const floating[:, ::1] Y,
           const int64_t[::1] labels, const Py_ssize_t[::1] order,
-          Py_ssize_t batch_size, double lr, double momentum, bint nesterov,
-          double weight_decay):
+          Py_ssize_t batch_size, int rule_code, const double[::1] hyper,
+          floating[:, ::1] state, double[::1] counters):
     """Train in place on the samples order[0], order[1], ... in minibatches.
 
     Targets are the rows of Y, or (when labels is not empty) the labels.
     Minibatch k is order[k*batch_size : (k+1)*batch_size]; the last may be
-    smaller and is averaged over its own size.  A batch is split into
-    contiguous slices, one per row of grad (one per thread), whose gradients
-    are summed in thread order: the result depends on the number of threads,
-    never on timing.  With batch_size 1 and neither momentum nor weight decay
-    the update is fused into the backward pass (same result, one pass less).
+    smaller and is averaged over its own size.  Each minibatch's mean
+    gradient is applied by the update rule `rule_code` with hyperparameters
+    `hyper` and state `state` (n_slots rows in the layout of params; see
+    _update.pxi); counters[0], the step count, is advanced per minibatch.
 
-    params, velocity: IN/OUT, (n_params,).  grad, ws, thread_stats: scratch,
-    one row per thread.  Returns (sum of the per-sample losses, each measured
+    A batch is split into contiguous slices, one per row of grad (one per
+    thread), whose gradients are summed in thread order: the result depends
+    on the number of threads, never on timing.  Plain SGD with batch_size 1
+    and no weight decay fuses the update into the backward pass (same result,
+    one pass less).
+
+    params, state, counters: IN/OUT.  grad, ws, thread_stats: scratch, one
+    row per thread.  Returns (sum of the per-sample losses, each measured
     before its batch's update; number of labels predicted correctly).
     """
     cdef Net net = unpack(spec)
+    cdef Rule rule = make_rule(rule_code, &hyper[0], state.shape[1], state.shape[0])
     cdef Py_ssize_t n = order.shape[0], n_threads = grad.shape[0]
     cdef Py_ssize_t n_params = net.n_params, start, stop, size, t, n_t, k
     cdef floating* p = &params[0]
     cdef floating* g0 = &grad[0, 0]
-    cdef floating* v = &velocity[0]
+    cdef floating* st = rows_or_null_mut(state)
     cdef const floating* Xp = &X[0, 0]
     cdef const floating* Yp = rows_or_null(Y)
     cdef const int64_t* lab = labels_or_null(labels)
     cdef const Py_ssize_t* idx = &order[0]
-    cdef floating flr = <floating>lr
+    cdef floating neg_lr = <floating>(-rule.lr)
     cdef double stats[2]
-    cdef bint fused = batch_size == 1 and momentum == 0 and weight_decay == 0
+    cdef bint fused = (batch_size == 1 and rule_code == RULE_SGD and rule.h[0] == 0
+                       and rule.weight_decay == 0)
     stats[0] = 0
     stats[1] = 0
     with nogil:
@@ -668,7 +632,8 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             for k in range(n):
                 if k + 2 < n:   # samples come in shuffled order: fetch ahead
                     prefetch_sample(&net, Xp, Yp, lab, idx[k + 2])
-                step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], flr, stats)
+                step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], neg_lr, stats)
+            counters[0] += n
             start = n
         else:
             # Zeroed once here; each update leaves the rows zeroed again.
@@ -678,13 +643,14 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             stop = start + batch_size if start + batch_size < n else n
             size = stop - start
             n_t = n_threads if n_threads < size else size
+            counters[0] += 1
+            rule.step = counters[0]
             if n_t == 1:
                 thread_stats[0, 0] = 0
                 thread_stats[0, 1] = 0
                 accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, idx, start, stop,
                            &thread_stats[0, 0])
-                sgd_update(p, g0, v, n_params, <floating>(1.0 / size), flr,
-                           <floating>momentum, nesterov, <floating>weight_decay)
+                update_span(&net, &rule, p, g0, st, 0, n_params, <floating>(1.0 / size))
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
@@ -695,10 +661,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                                &thread_stats[t, 0])
                 # ...then the sum over threads and the update of its share of params.
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
-                    reduce_update(p, g0, n_params, n_t, v,
+                    reduce_update(&net, &rule, p, g0, n_t, st,
                                   t * n_params // n_t, (t + 1) * n_params // n_t,
-                                  <floating>(1.0 / size), flr, <floating>momentum, nesterov,
-                                  <floating>weight_decay)
+                                  <floating>(1.0 / size))
             for t in range(n_t):
                 stats[0] += thread_stats[t, 0]
                 stats[1] += thread_stats[t, 1]

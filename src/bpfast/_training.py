@@ -5,12 +5,13 @@ calls Python checks for divergence, updates the progress bar and lets Ctrl-C
 through, so an interruption always finds a consistent network.
 """
 
+import numbers
 import sys
 import time
 
 import numpy as np
 
-from . import _dispatch, _validate
+from . import _validate, optim
 from .callbacks import History
 from .errors import DivergenceError
 
@@ -30,11 +31,25 @@ class Fit:
     """One call of MLP.fit: validates every argument up front, then runs."""
 
     def __init__(self, net, X, Y, *, epochs, lr, batch_size, shuffle, seed, momentum,
-                 nesterov, weight_decay, validation_data, progress, callbacks, n_threads):
+                 nesterov, weight_decay, validation_data, progress, callbacks, n_threads,
+                 optimizer, schedule):
         v = _validate
         self.net = net
         self.X, self.targets, _ = net._data(X, Y)
         self.epochs = v.check_int("epochs", epochs, minimum=1)
+        self.optimizer = None
+        if optimizer is not None:
+            self.optimizer = optim.check_optimizer(optimizer)
+            sgd_args = dict(lr=(lr, 0.1), momentum=(momentum, 0.0), nesterov=(nesterov, False),
+                            weight_decay=(weight_decay, 0.0))
+            given = [f"{k}={value!r}" for k, (value, default) in sgd_args.items()
+                     if not (value is default or (isinstance(value, numbers.Real)
+                                                  and not isinstance(value, bool)
+                                                  and value == default))]
+            if given:
+                raise TypeError(f"fit: {', '.join(given)} given together with optimizer="
+                                f"{optimizer!r}; set them on the optimizer instead")
+        self.schedule = optim.check_schedule(schedule)
         self.lr = v.check_real("lr", lr, positive=True)
         self.batch_size = v.check_int("batch_size", batch_size, minimum=1)
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -62,7 +77,7 @@ class Fit:
         self.progress = v.check_progress(progress)
         self.callbacks = v.check_callbacks(callbacks)
         self.n_threads = v.check_int("n_threads", n_threads, minimum=1, maximum=1024)
-        keys = {"loss", "seconds", "samples_per_s"}
+        keys = {"loss", "lr", "seconds", "samples_per_s"}
         if self.targets.classification:
             keys.add("accuracy")
         if self.validation is not None:
@@ -72,51 +87,64 @@ class Fit:
         for k, cb in enumerate(self.callbacks):
             if hasattr(cb, "check_keys"):
                 cb.check_keys(keys, name=f"callbacks[{k}]")
+        opt = self.optimizer or net._sgd
+        if self.schedule is not None:
+            self.schedule.check_keys(keys)
+            if self.schedule._opt is not None and self.schedule._opt is not opt:
+                raise ValueError(f"schedule: this {type(self.schedule).__name__} already "
+                                 f"drives another optimizer ({self.schedule._opt!r}); make one "
+                                 f"schedule per optimizer")
+        with net._lock:
+            opt._bind(net)      # last: a network it does not belong to is a ValueError
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
 
     def run(self):
         net = self.net
         history = History()
         with net._lock, _progress_bar(self.progress, self.epochs * self.X.shape[0]) as bar:
+            if self.optimizer is None:
+                net._sgd._configure(self.lr, self.momentum, self.nesterov, self.weight_decay)
+            opt = self.optimizer or net._sgd
+            if self.schedule is not None:
+                self.schedule._start(opt)
             net.history = history
             for cb in self.callbacks:
                 if hasattr(cb, "set_network"):
                     cb.set_network(net)
             for epoch in range(self.epochs):
-                logs = self._epoch(epoch, bar)
+                logs = self._epoch(epoch, bar, opt)
                 history.append(logs)
+                if self.schedule is not None:
+                    self.schedule._end_epoch(logs)
                 bar.epoch_done(epoch, self.epochs, logs)
                 if any(cb(epoch, dict(logs)) is False for cb in self.callbacks):
                     break
         return history
 
-    def _epoch(self, epoch, bar):
+    def _epoch(self, epoch, bar, opt):
         net, X, T = self.net, self.X, self.targets
         n = X.shape[0]
         batch = min(self.batch_size, n)
         threads = min(self.n_threads, batch)
         order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
-        grad = net._grad_buffer(threads)
-        ws = net._scratch(threads)
-        thread_stats = np.zeros((threads, 2))
-        saved = (net._params.copy(), net._velocity.copy())
+        saved = (net._snapshot(), opt._snapshot())
+        lr = opt.lr
         step = chunk_samples(net.n_params, batch)
         loss_sum = n_correct = 0.0
         start_time = time.perf_counter()
         for start in range(0, n, step):
             chunk = order[start:start + step]
-            l_sum, c = _dispatch.kernel.train(
-                net._layout.spec, net._params, grad, net._velocity, ws, thread_stats,
-                X, T.rows, T.labels, chunk, batch, self.lr, self.momentum,
-                self.nesterov, self.weight_decay)
+            l_sum, c = net._train(X, T, chunk, batch, opt, threads)
             loss_sum += l_sum
             n_correct += c
-            if not (np.isfinite(l_sum) and _dispatch.kernel.all_finite(net._params)):
-                net._params[...], net._velocity[...] = saved
+            if not (np.isfinite(l_sum) and net._finite()):
+                net._restore(saved[0])
+                opt._restore(saved[1])
                 raise DivergenceError(
                     f"fit: the loss or a parameter became NaN or infinite in epoch "
-                    f"{epoch + 1} with lr={self.lr:g}; the parameters were restored to the "
-                    f"start of that epoch. Try a smaller lr (e.g. {self.lr / 10:g}).")
+                    f"{epoch + 1} with lr={lr:g}; the parameters and the optimizer state were "
+                    f"restored to the start of that epoch. Try a smaller lr "
+                    f"(e.g. {lr / 10:g}).")
             done = start + len(chunk)
             bar.update(len(chunk), loss_sum / done,
                        n_correct / done if T.classification else None)
@@ -127,6 +155,7 @@ class Fit:
         if self.validation is not None:
             val = net._evaluate(*self.validation)
             logs.update({"val_" + k: v for k, v in val.items()})
+        logs["lr"] = lr
         logs["seconds"] = seconds
         logs["samples_per_s"] = n / seconds if seconds > 0 else float("inf")
         return logs

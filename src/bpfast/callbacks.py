@@ -42,7 +42,10 @@ class EarlyStopping:
 
     Improvement means lower by more than `min_delta` (higher, for a monitor
     whose name contains "acc").  With restore_best, the parameters of the
-    best epoch are put back when training is stopped.
+    best epoch are put back when training is stopped.  Only the parameters:
+    the optimizer's state (momentum buffer, Adam's moments, its step count)
+    stays as it was at the stop, as Keras' ``restore_best_weights`` does, so
+    the optimizer remains usable and a later fit continues from it.
     """
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, restore_best=True):
@@ -89,12 +92,12 @@ class EarlyStopping:
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best and self.net is not None:
-                self.best_params = self.net._params.copy()
+                self.best_params = self.net._snapshot()
             return True
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             if self.best_params is not None:
-                self.net._params[...] = self.best_params
+                self.net._restore(self.best_params)
             return False
         return True

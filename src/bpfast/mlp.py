@@ -6,7 +6,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _dispatch, _validate
+from . import _dispatch, _validate, optim
 from ._layout import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Layout
 from .errors import DivergenceError
 
@@ -118,10 +118,18 @@ class MLP:
 
     def _set_params(self, params, velocity):
         self._params = params
-        self._velocity = velocity   # torch.optim.SGD's momentum buffer
         self._weights = self._layout.weight_views(params)
         self._biases = self._layout.bias_views(params)
         self._lock = threading.RLock()
+        self._workspaces = {}
+        # fit()'s SGD when no optimizer is given: its momentum buffer lives in
+        # the network and carries over between fit calls.
+        self._sgd = optim.SGD(lr=0.1)
+        self._sgd._keep_buffer = True
+        self._sgd._state = velocity.reshape(1, -1)
+        self._sgd._bind(self)
+        self._velocity = self._sgd._state[0]
+        self._plain_sgd = optim.SGD(lr=0.1)     # sgd_step's: no state at all
 
     # ------------------------------------------------------------ properties
 
@@ -199,6 +207,49 @@ class MLP:
             weights = [np.array(W, order="C") for W in self._weights]
             biases = [np.array(b) for b in self._biases]
         return weights, biases
+
+    def _buffer_len(self):
+        """Length of the flat parameter buffer (pads included)."""
+        return self._layout.buffer_len
+
+    def _zeros(self, rows):
+        """A zeroed (rows, buffer length) array of the network's dtype: optimizer state."""
+        return np.zeros((rows, self._layout.buffer_len), dtype=self._dtype)
+
+    def _param_views(self, buffer):
+        """[W[0], b[0], W[1], b[1], ...] as views of a buffer laid out like the
+        parameters, in the shapes of `weights` and `biases` (torch's order)."""
+        views = []
+        for W, b in zip(self._layout.weight_views(buffer), self._layout.bias_views(buffer)):
+            views += [W, b]
+        return views
+
+    def _finite(self):
+        """True when no parameter is NaN or infinite."""
+        return _dispatch.kernel.all_finite(self._params)
+
+    def _workspace(self, n_threads):
+        """The kernel's scratch for training on n_threads: (grad, ws, thread_stats),
+        kept between calls (callers hold the lock)."""
+        work = self._workspaces.get(n_threads)
+        if work is None:
+            work = (self._grad_buffer(n_threads), self._scratch(n_threads),
+                    np.zeros((n_threads, 2)))
+            self._workspaces[n_threads] = work
+        return work
+
+    def _train(self, X, targets, order, batch_size, opt, n_threads=1):
+        """Run the training kernel: samples order[...] of X in minibatches of
+        batch_size, each updated by `opt`.  Returns (loss sum, number correct).
+
+        The one call path from Python into the training kernel; callers hold
+        the lock and have validated everything.
+        """
+        code, hyper, state, counters = opt._kernel_args(self)
+        grad, ws, stats = self._workspace(n_threads)
+        return _dispatch.kernel.train(self._layout.spec, self._params, grad, ws, stats, X,
+                                      targets.rows, targets.labels, order, batch_size,
+                                      code, hyper, state, counters)
 
     def _snapshot(self):
         """An opaque copy of the parameters, for `_restore` (taken under the lock)."""
@@ -327,31 +378,51 @@ class MLP:
         """
         X, targets, _ = self._data(X, Y)
         lr = _validate.check_real("lr", lr, positive=True)
-        n = X.shape[0]
         with self._lock:
-            saved = self._params.copy()
-            loss_sum, _ = _dispatch.kernel.train(
-                self._layout.spec, self._params, self._grad_buffer(),
-                self._velocity, self._scratch(), np.zeros((1, 2)), X, targets.rows,
-                targets.labels, np.arange(n, dtype=np.intp), n, lr, 0.0, False, 0.0)
-            loss = loss_sum / n
-            if not (np.isfinite(loss) and _dispatch.kernel.all_finite(self._params)):
-                self._params[...] = saved
-                raise DivergenceError(
-                    f"sgd_step: the loss or a parameter became NaN or infinite (loss {loss}) "
-                    f"with lr={lr:g}; the parameters were restored. Try a smaller lr.")
+            self._plain_sgd._lr = lr
+            return self._step(X, targets, self._plain_sgd, "sgd_step", f"lr={lr:g}")
+
+    def step(self, X, Y, opt):
+        """One in-place update by optimizer `opt` with this batch's mean gradient.
+
+        Returns the mean loss before the update.  `opt` (a ``bpfast.optim``
+        optimizer) makes its state on its first step and belongs to this
+        network from then on.  Raises DivergenceError, with the parameters and
+        the optimizer's state restored, when the loss or a parameter is not
+        finite.
+        """
+        X, targets, _ = self._data(X, Y)
+        opt = optim.check_optimizer(opt)
+        with self._lock:
+            opt._bind(self)      # a network it does not belong to: ValueError, nothing changed
+            return self._step(X, targets, opt, "step", f"{opt!r}")
+
+    def _step(self, X, targets, opt, caller, setting):
+        n = X.shape[0]
+        saved, saved_opt = self._params.copy(), opt._snapshot()
+        loss_sum, _ = self._train(X, targets, np.arange(n, dtype=np.intp), n, opt)
+        loss = loss_sum / n
+        if not (np.isfinite(loss) and self._finite()):
+            self._params[...] = saved
+            opt._restore(saved_opt)
+            raise DivergenceError(
+                f"{caller}: the loss or a parameter became NaN or infinite (loss {loss}) "
+                f"with {setting}; the parameters were restored. Try a smaller lr.")
         return loss
 
     def fit(self, X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=True, seed=None,
             momentum=0.0, nesterov=False, weight_decay=0.0, validation_data=None,
-            progress=None, callbacks=(), n_threads=1):
-        """Train by minibatch SGD; returns a History (also kept as ``net.history``).
+            progress=None, callbacks=(), n_threads=1, optimizer=None, schedule=None):
+        """Train by minibatch gradient descent; returns a History (also ``net.history``).
 
-        The optimiser follows ``torch.optim.SGD`` exactly (dampening 0):
-        ``g = grad + weight_decay * p`` (biases included),
+        Without `optimizer`, the update is ``torch.optim.SGD`` exactly
+        (dampening 0): ``g = grad + weight_decay * p`` (biases included),
         ``buf = momentum * buf + g``, ``g = g + momentum * buf`` if Nesterov
-        else ``buf``, ``p -= lr * g``.  The momentum buffer lives in the
-        network and carries over between calls.
+        else ``buf``, ``p -= lr * g``; its momentum buffer lives in the
+        network and carries over between calls.  With `optimizer` (say
+        ``optim.Adam(lr=1e-3)``) that optimizer makes every update, and
+        `lr`, `momentum`, `nesterov`, `weight_decay` must be left at their
+        defaults (they belong to the optimizer).
 
         Parameters
         ----------
@@ -375,15 +446,25 @@ class MLP:
         n_threads : int >= 1
             Splits each minibatch across threads (deterministic for a given
             n_threads); batch_size 1 always runs on one thread.
+        optimizer : bpfast.optim.Optimizer or None
+            The update rule (``optim.SGD``, ``Adam``, ``AdamW``, ``RMSprop``,
+            ``Adagrad``, ``Rprop``); its state carries over between calls, so
+            with ``shuffle=False`` two ``fit(epochs=1)`` equal one ``fit(epochs=2)``.
+        schedule : bpfast.optim.Schedule or None
+            Changes the optimizer's lr after every epoch (``StepLR``,
+            ``ExponentialLR``, ``CosineAnnealingLR``, ``ReduceLROnPlateau``).
+            Every history row has the ``lr`` its epoch used.
 
-        Raises DivergenceError (parameters restored to the start of the
-        epoch) when the loss or a parameter turns NaN or infinite.
+        Raises DivergenceError (parameters and optimizer state restored to
+        the start of the epoch) when the loss or a parameter turns NaN or
+        infinite.
         """
         from ._training import Fit
         return Fit(self, X, Y, epochs=epochs, lr=lr, batch_size=batch_size, shuffle=shuffle,
                    seed=seed, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay, validation_data=validation_data,
-                   progress=progress, callbacks=callbacks, n_threads=n_threads).run()
+                   progress=progress, callbacks=callbacks, n_threads=n_threads,
+                   optimizer=optimizer, schedule=schedule).run()
 
     # ------------------------------------------------------------ teaching and files
 

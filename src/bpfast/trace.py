@@ -232,10 +232,11 @@ def trace(net, x, y, lr=None):
     biases = [b.copy() for b in layout.bias_views(params)]
     new_w = new_b = None
     if lr is not None:
-        _dispatch.kernel.train(layout.spec, params, net._grad_buffer(),
-                               np.zeros_like(params), net._scratch(), np.zeros((1, 2)), X,
-                               targets.rows, targets.labels, np.zeros(1, dtype=np.intp),
-                               1, lr, 0.0, False, 0.0)
+        hyper = np.array([lr, 0.0, 1.0, 0.0, 0.0, 0.0])     # plain SGD
+        _dispatch.kernel.train(layout.spec, params, net._grad_buffer(), net._scratch(),
+                               np.zeros((1, 2)), X, targets.rows, targets.labels,
+                               np.zeros(1, dtype=np.intp), 1, 0, hyper,
+                               np.zeros((0, params.shape[0]), dtype=params.dtype), np.zeros(1))
         new_w = [np.array(W, order="C") for W in layout.weight_views(params)]
         new_b = [b.copy() for b in layout.bias_views(params)]
     config = dict(net._config)
