@@ -3,7 +3,7 @@
 fit checks for NaN/inf between kernel calls ("chunks"); these tests shrink the
 chunk (bpfast._training.chunk_samples) where they need several chunks per
 epoch, and watch or interrupt training through the one seam the fit loop
-calls the kernel by (the `_dispatch` module as bpfast._training sees it).
+calls the kernel by (the `_dispatch` module as bpfast.mlp sees it).
 """
 
 import threading
@@ -42,8 +42,8 @@ def _small_chunks(monkeypatch, samples):
 
 def _spy_on_kernel(monkeypatch, interrupt_at=None, before=True):
     """Route fit's kernel calls through a _SpyKernel and return it."""
-    spy = _SpyKernel(bpfast._training._dispatch.kernel, interrupt_at, before)
-    monkeypatch.setattr(bpfast._training, "_dispatch", types.SimpleNamespace(kernel=spy))
+    spy = _SpyKernel(bpfast.mlp._dispatch.kernel, interrupt_at, before)
+    monkeypatch.setattr(bpfast.mlp, "_dispatch", types.SimpleNamespace(kernel=spy))
     return spy
 
 
