@@ -451,13 +451,13 @@ class Schedule:
         elif self._opt is not opt:
             raise ValueError(f"schedule: this {type(self).__name__} already drives another "
                              f"optimizer ({self._opt!r}); make one schedule per optimizer")
-        opt.lr = self._lr
+        opt._lr = self._lr
 
     def _end_epoch(self, logs):
         """Called by fit after every epoch with that epoch's history row."""
         self.last_epoch += 1
         self._lr = self._next_lr(logs)
-        self._opt.lr = self._lr
+        self._opt._lr = self._lr      # may reach 0 (cosine annealing to eta_min=0), as in torch
 
     def _next_lr(self, logs):
         raise NotImplementedError
