@@ -94,8 +94,7 @@ class Trace:
         ``W[1]``, ``b[1]``, …, with l, i, j as in ``tr.grad_w[l][i, j]``.
         """
         from ._gradient_vector import GradientVector
-        return GradientVector.from_layers(self.grad_w, self.grad_b,
-                                          1.0 if self.lr is None else self.lr)
+        return GradientVector.from_layers(self.grad_w, self.grad_b)
 
     def plot(self, path=None, ax=None):
         """Draw the network of this step: units with a and δ, weights by their update.
