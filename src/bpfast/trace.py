@@ -142,9 +142,10 @@ def trace(net, x, y, lr=None, lang="en"):
     bp = net._backprop(X, targets)
     new_w = new_b = None
     if lr is not None:      # the kernel's SGD step, p − lr·g in the network's dtype
-        step = np.dtype(net.dtype).type(lr)
-        new_w = [W - step * g for W, g in zip(bp.weights, bp.grad_w)]
-        new_b = [b - step * g for b, g in zip(bp.biases, bp.grad_b)]
+        with np.errstate(over="ignore", invalid="ignore"):   # a huge lr overflows, as there
+            step = np.dtype(net.dtype).type(lr)
+            new_w = [W - step * g for W, g in zip(bp.weights, bp.grad_w)]
+            new_b = [b - step * g for b, g in zip(bp.biases, bp.grad_b)]
     config = dict(layers=net.layers, activation=net.activation, output=net.output,
                   loss=net.loss_name, dtype=np.dtype(net.dtype).name)
     return Trace(config, bp.weights, bp.biases, bp.a[0], bp.y, bp.z, bp.a, bp.delta,
