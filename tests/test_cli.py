@@ -198,14 +198,14 @@ def test_trace_prints_the_worked_example(capsys):
     assert status == 0 and err == ""
     for number in TUTORIAL_NUMBERS:
         assert number in out
-    assert "a[1] = sigmoid(z[1]) = [0.5744]" in out
-    assert "W[1] = [[0.6022]]" in out
+    assert "a⁽¹⁾ = sigmoid(z⁽¹⁾) = [0.5744]" in out
+    assert "W⁽²⁾ = [[0.6022]]" in out
 
 
 def test_trace_lr_changes_only_the_update(capsys):
     status, out, _ = run(capsys, "trace", "--lr", 0.2)
     assert status == 0
-    assert "W[1] = [[0.6045]]" in out           # 0.6 + 0.2 * 0.02230
+    assert "W⁽²⁾ = [[0.6045]]" in out           # 0.6 + 0.2 * 0.02230
     assert "L = 0.01396" in out
 
 

@@ -195,3 +195,66 @@ def test_net_must_be_an_mlp():
         bpfast.gradcheck(object(), np.zeros((1, 3)), [0])
     with pytest.raises(TypeError, match="net"):
         bpfast.gradcheck(lambda X: X, np.zeros((1, 3)), [0])
+
+
+# ----------------------------------------------------------------- trained, saturated networks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    data = datasets.load_digits()
+    return data.data / 16.0, data.target
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_trained_network_with_tiny_gradients_checks_cleanly(digits, dtype):
+    """After training, saturated sigmoid units give gradients of 1e-9 next to 1e-2.
+
+    Judged relative to themselves (the bare 1e-8 floor), their rounding error
+    alone reported ~1e-5 here (float64) and ~3e-2 on MNIST (float32); on the
+    scale of the largest gradient they check as cleanly as the rest.
+    """
+    X, y = digits
+    net = bpfast.MLP([64, 30, 10], dtype=dtype, seed=0)
+    net.fit(X, y, epochs=20, lr=3.0, batch_size=10, progress=False)
+    grad_w, grad_b = net.gradients(X[:3], y[:3])
+    g = np.concatenate([np.abs(gw).ravel() for gw in grad_w])
+    assert np.sum((g > 0) & (g < 1e-6 * g.max())) > 10       # the tiny entries are there
+    assert bpfast.gradcheck(net, X[:3], y[:3]) < {"float64": 1e-6, "float32": 1e-4}[dtype]
+
+
+def test_the_floor_is_relative_to_the_largest_gradient(monkeypatch):
+    """An entry far below the largest is judged by its absolute error on 1e-3 of that scale."""
+    net = _network([4, 5, 3], "sigmoid", "sigmoid", "mse", seed=6)
+    X, _, rows = _data(net.layers, net.loss_name, np.random.default_rng(7))
+    X[:, 0] = 1e-7                                   # so dL/dW[0][:, 0] = delta * x is tiny
+    grad_w, grad_b = net.gradients(X, rows)
+    largest = max(np.abs(np.concatenate([np.ravel(g) for g in grad_w + grad_b])))
+    g00 = abs(float(grad_w[0][0, 0]))
+    assert g00 < 1e-5 * largest
+    original = bpfast.MLP.gradients
+    shift = 1e-5 * largest
+
+    def gradients(self, X, Y):                       # that entry off by 1e-5 of the largest
+        gw, gb = original(self, X, Y)
+        gw = [w.copy() for w in gw]
+        gw[0][0, 0] += shift
+        return gw, gb
+
+    monkeypatch.setattr(bpfast.MLP, "gradients", gradients)
+    error = bpfast.gradcheck(net, X, rows)
+    # The floor s = 1e-3 * largest, not the entry itself (which would give about 1).
+    assert error == pytest.approx(shift / (1e-3 * largest), rel=1e-2)
+    assert error > 1e3 * MAX_ERROR["float64"]        # still far above a correct gradient
+
+
+def test_uses_only_the_networks_interface():
+    """gradcheck reads a network through its public API and _data/_parameters/_backprop."""
+    import inspect
+
+    import bpfast.gradcheck as module
+    source = inspect.getsource(module)
+    for private in ("._params", "._layout", "._lock", "_dispatch", "._scratch",
+                    "._grad_buffer", "._gradient("):
+        assert private not in source, private

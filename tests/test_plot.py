@@ -148,3 +148,92 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch, trained):
         plot.learning_curves(history, tmp_path / "c.png")
     with pytest.raises(ImportError, match=r"bpfast\[plot\]"):
         plot.weight_grid(np.zeros((4, 16)), tmp_path / "w.png")
+
+
+# ------------------------------------------------------------------ one trace step
+
+def _texts(fig):
+    """Every string drawn on the figure: texts, titles, legends and colour-bar labels."""
+    from matplotlib.text import Text
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def _worked_trace(lr=0.1):
+    net = bpfast.MLP([1, 1, 1], "sigmoid", "sigmoid", "mse")
+    net.weights[0][:], net.biases[0][:] = 0.4, 0.1
+    net.weights[1][:], net.biases[1][:] = 0.6, 0.2
+    return net.trace(0.5, 0.8, lr=lr)
+
+
+def test_trace_plot_writes_the_format_its_suffix_names(tmp_path):
+    from matplotlib.figure import Figure
+    tr = _worked_trace()
+    fig = tr.plot(tmp_path / "step.png")
+    assert isinstance(fig, Figure)
+    read_png(tmp_path / "step.png")
+    tr.plot(tmp_path / "step.svg")
+    assert (tmp_path / "step.svg").read_text().lstrip().startswith("<?xml")
+    assert tr.plot() is not None and not (tmp_path / "none").exists()
+
+
+def test_trace_plot_says_what_colour_means_and_shows_a_and_delta():
+    tr = _worked_trace()
+    texts = "\n".join(_texts(tr.plot()))
+    assert "−lr·∂L/∂w" in texts
+    assert "increases the weight" in texts and "decreases the weight" in texts
+    assert "lr = 0.1" in texts
+    assert "a=0.574" in texts and "δ=-0.0388" in texts and "δ=-0.00569" in texts
+    # Without lr the picture uses lr = 1 and says so.
+    assert "no lr given" in "\n".join(_texts(_worked_trace(lr=None).plot()))
+
+
+def test_a_negative_gradient_is_drawn_in_the_increase_colour():
+    """∂L/∂w < 0 means the step raises w: its line has the colour of 'increases'."""
+    from matplotlib.colors import to_rgba
+    tr = _worked_trace()
+    assert tr.grad_w[0][0, 0] < 0 and tr.grad_w[1][0, 0] < 0
+    fig = tr.plot()
+    ax = fig.axes[0]
+    legend = {t.get_text(): h.get_color() for t, h in
+              zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+    increase = np.array(to_rgba(legend["increases the weight"]))
+    weights = [line for line in ax.get_lines() if len(line.get_xdata()) == 2]
+    assert len(weights) == 2
+    for line in weights:
+        colour = np.array(to_rgba(line.get_color()))
+        assert colour[2] > colour[0], colour                  # blue, not red
+        assert np.argmax(colour[:3]) == np.argmax(increase[:3])
+    # A network whose gradients are positive draws them in the other colour.
+    net = bpfast.MLP([1, 1, 1], "sigmoid", "sigmoid", "mse")
+    net.weights[0][:], net.weights[1][:] = 0.4, 0.6
+    tr = net.trace(0.5, 0.0, lr=0.1)
+    assert tr.grad_w[1][0, 0] > 0
+    line = [ln for ln in tr.plot().axes[0].get_lines() if ln.get_xdata()[0] == 1][0]
+    colour = to_rgba(line.get_color())
+    assert colour[0] > colour[2]                              # red: decreases
+
+
+def test_a_large_network_is_summarised_and_fast():
+    import time
+    net = bpfast.MLP([784, 30, 10], seed=0)
+    tr = net.trace(np.random.default_rng(0).uniform(size=784), 3, lr=0.5)
+    start = time.perf_counter()
+    fig = tr.plot()
+    fig.canvas.draw()
+    assert time.perf_counter() - start < 10
+    ax = fig.axes[0]
+    weights = [line for line in ax.get_lines() if len(line.get_xdata()) == 2]
+    assert len(weights) <= 2 * plot.MAX_WEIGHTS
+    circles = sum(len(c.get_offsets()) for c in ax.collections)
+    assert circles <= 3 * plot.MAX_UNITS
+    texts = "\n".join(_texts(fig))
+    assert "784 units" in texts and "12 drawn" in texts
+    assert "of 23,520 weights drawn (largest |∂L/∂w|)" in texts
+
+
+def test_trace_plot_into_given_axes_returns_them(tmp_path):
+    fig = plot._figure()
+    ax = fig.add_subplot()
+    assert _worked_trace().plot(ax=ax) is ax
+    assert _worked_trace().plot(tmp_path / "a.png", ax=ax) is ax
+    read_png(tmp_path / "a.png")

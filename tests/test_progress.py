@@ -136,3 +136,77 @@ def test_bad_progress_is_a_type_error(problem, progress):
     with pytest.raises(TypeError, match="progress"):
         net.fit(X, y, epochs=1, lr=0.5, progress=progress)
     np.testing.assert_array_equal(net._params, params)
+
+
+# ----------------------------------------------------------------- readable lines
+
+
+def test_epoch_line_reads_like_a_sentence():
+    from bpfast._progress import epoch_line
+    logs = {"loss": 0.23451234, "accuracy": 0.93121, "val_loss": 0.25111, "val_accuracy": 0.927,
+            "lr": 0.1, "seconds": 3.2149, "samples_per_s": 934100.4}
+    line = epoch_line(2, 10, logs)
+    assert line == ("epoch  3/10  loss 0.2345  accuracy 0.9312  val_loss 0.2511  "
+                    "val_accuracy 0.9270  lr 0.1  3.2 s  934,100 samples/s")
+    assert "e+" not in line
+    short = epoch_line(0, 1, {"loss": 0.01396, "seconds": 0.00213, "samples_per_s": 1e7})
+    assert short == "epoch 1/1  loss 0.01396  0.0021 s  10,000,000 samples/s"
+
+
+def test_fit_prints_the_readable_line(problem, capsys, without_tqdm):
+    net, X, y = problem
+    hist = net.fit(X, y, epochs=1, lr=0.5, progress=True)
+    err = capsys.readouterr().err
+    row = hist.history[0]
+    assert f"accuracy {row['accuracy']:.4f}" in err
+    assert f"{row['samples_per_s']:,.0f} samples/s" in err
+    assert "samples_per_s" not in err and "seconds" not in err
+
+
+# ----------------------------------------------------------------- notebooks
+
+
+class ZMQInteractiveShell:
+    """Stands for the shell IPython runs inside a Jupyter kernel."""
+
+
+def _fake_notebook(monkeypatch):
+    ipython = pytest.importorskip("IPython")
+    monkeypatch.setattr(ipython, "get_ipython", lambda: ZMQInteractiveShell(), raising=False)
+
+
+def test_a_notebook_without_ipywidgets_gets_the_text_bar_and_no_warning(problem, monkeypatch,
+                                                                        capsys):
+    pytest.importorskip("tqdm")
+    import warnings
+
+    from bpfast import _progress
+    _fake_notebook(monkeypatch)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)      # not installed
+    assert _progress._in_notebook()
+    import tqdm.std
+    assert _progress._tqdm_class() is tqdm.std.tqdm
+    net, X, y = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # TqdmWarning would raise
+        net.fit(X, y, epochs=EPOCHS, lr=0.5, progress=True)
+    err = capsys.readouterr().err
+    assert len(_epoch_lines(err)) == EPOCHS
+
+
+def test_a_notebook_with_ipywidgets_gets_the_widget(monkeypatch):
+    pytest.importorskip("tqdm")
+    pytest.importorskip("ipywidgets")
+    from bpfast import _progress
+    _fake_notebook(monkeypatch)
+    import tqdm.notebook
+    assert _progress._tqdm_class() is tqdm.notebook.tqdm
+
+
+def test_outside_a_notebook_the_text_bar_is_used():
+    pytest.importorskip("tqdm")
+    import tqdm.std
+
+    from bpfast import _progress
+    assert not _progress._in_notebook()
+    assert _progress._tqdm_class() is tqdm.std.tqdm

@@ -325,12 +325,12 @@ def test_small_layers_are_spelled_out_with_the_numbers_filled_in():
     """Each step of the worked example appears as the formula a reader writes by hand."""
     text = str(_worked_example().trace([0.5], 0.8, lr=0.1))
     spelled = [
-        "z_0 = 0.4000·0.5000 + 0.1000 = 0.3000",
-        "a_0 = sigmoid(0.3000) = 0.5744",
+        "z⁽¹⁾₀ = 0.4000·0.5000 + 0.1000 = 0.3000",
+        "a⁽¹⁾₀ = sigmoid(0.3000) = 0.5744",
         "(0.6329 − 0.8000)·0.6329·(1 − 0.6329) = -0.03882",       # output delta
-        "δ_0·a_0 = (-0.03882)·0.5744 = -0.02230",                  # dL/dw2
+        "δ⁽²⁾₀·a⁽¹⁾₀ = (-0.03882)·0.5744 = -0.02230",                  # dL/dw2
         "(0.6000·(-0.03882))·0.5744·(1 − 0.5744) = -0.005695",     # chain rule, layer 1
-        "W_00 = 0.6000 − 0.1000·(-0.02230) = 0.6022",              # update of w2
+        "W⁽²⁾₀₀ = 0.6000 − 0.1000·(-0.02230) = 0.6022",              # update of w2
     ]
     for line in spelled:
         assert line in text, f"{line!r} missing from:\n{text}"
@@ -339,7 +339,7 @@ def test_small_layers_are_spelled_out_with_the_numbers_filled_in():
 
 
 def test_large_layers_are_not_spelled_out(mnist_sized_trace):
-    assert "z_0 =" not in str(mnist_sized_trace)
+    assert "z⁽¹⁾₀ =" not in str(mnist_sized_trace)
 
 
 def test_trace_repr_is_short_and_names_the_loss():

@@ -6,12 +6,12 @@ through, so an interruption always finds a consistent network.
 """
 
 import numbers
-import sys
 import time
 
 import numpy as np
 
 from . import _validate, optim
+from ._progress import progress_bar
 from .callbacks import History
 from .errors import DivergenceError
 
@@ -101,7 +101,7 @@ class Fit:
     def run(self):
         net = self.net
         history = History()
-        with net._lock, _progress_bar(self.progress, self.epochs * self.X.shape[0]) as bar:
+        with net._lock, progress_bar(self.progress, self.epochs * self.X.shape[0]) as bar:
             if self.optimizer is None:
                 net._sgd._configure(self.lr, self.momentum, self.nesterov, self.weight_decay)
             opt = self.optimizer or net._sgd
@@ -160,44 +160,3 @@ class Fit:
         logs["samples_per_s"] = n / seconds if seconds > 0 else float("inf")
         return logs
 
-
-class _progress_bar:
-    """tqdm when available and wanted; one plain line per epoch otherwise."""
-
-    def __init__(self, progress, total):
-        show = sys.stderr is not None and sys.stderr.isatty() if progress is None else progress
-        self.show = bool(show)
-        self.bar = None
-        if self.show:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, unit="samples", unit_scale=True,
-                                file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
-    def update(self, n, loss, accuracy):
-        if self.bar is not None:
-            post = {"loss": f"{loss:.4g}"}
-            if accuracy is not None:
-                post["acc"] = f"{accuracy:.4f}"
-            self.bar.set_postfix(post, refresh=False)
-            self.bar.update(n)
-
-    def epoch_done(self, epoch, epochs, logs):
-        if not self.show:
-            return
-        text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items())
-        line = f"epoch {epoch + 1}/{epochs}  {text}"
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr, flush=True)

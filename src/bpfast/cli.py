@@ -156,6 +156,13 @@ def _build_parser():
     trace.add_argument("--lr", type=_real(0, strict=True),
                        help="also show the updated parameters for this learning rate "
                        "(default: 0.1 for the tutorial, none for a model)")
+    trace.add_argument("--lang", choices=("en", "zh"), default="en",
+                       help="language of the explanation: en (English) or zh (中文) "
+                       "(default: en)")
+    trace.add_argument("--plot", metavar="STEP.png",
+                       help="also draw the step here (needs matplotlib; the suffix names the "
+                       "format: .png, .svg, .pdf): units with a and δ, every weight coloured "
+                       "by its update")
 
     predict = commands.add_parser(
         "predict", help="classify samples with a saved network",
@@ -301,13 +308,31 @@ def tutorial_network():
     return net, np.array([t["x"]]), np.array([t["y"]])
 
 
+def _show_trace(tr, args):
+    """Print the trace; with --plot also draw it."""
+    print(tr)
+    if args.plot:
+        try:
+            tr.plot(args.plot)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def run_trace(args):
+    if args.plot:       # fail before the work, not after, on a picture that cannot be written
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError('--plot needs matplotlib: pip install "bpfast[plot]"')
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--plot: no such folder: {folder}")
     if args.model is None:
         if args.input is not None or args.target is not None:
             raise UsageError("--input and --target need --model")
         net, x, y = tutorial_network()
-        print(net.trace(x, y, TUTORIAL["lr"] if args.lr is None else args.lr))
-        return 0
+        lr = TUTORIAL["lr"] if args.lr is None else args.lr
+        return _show_trace(net.trace(x, y, lr, lang=args.lang), args)
     if args.input is None or args.target is None:
         raise UsageError("trace --model needs --input FILE and --target T")
     net = load(args.model)
@@ -318,8 +343,7 @@ def run_trace(args):
         X = X[args.index]
     elif args.index != 0:
         raise UsageError(f"--index: {args.input} holds one sample; got {args.index}")
-    print(net.trace(X, args.target, args.lr))
-    return 0
+    return _show_trace(net.trace(X, args.target, args.lr, lang=args.lang), args)
 
 
 def run_predict(args):

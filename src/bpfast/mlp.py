@@ -468,12 +468,24 @@ class MLP:
 
     # ------------------------------------------------------------ teaching and files
 
-    def trace(self, x, y, lr=None):
-        """One sample step by step: z, a, delta, gradients, loss (see bpfast.trace)."""
+    def trace(self, x, y, lr=None, lang="en"):
+        """One sample step by step: z, a, delta, gradients, loss (see bpfast.trace.Trace).
+
+        `x` may be a number for a network with one input, `y` for one output.
+        With `lr`, also the parameters one SGD step would give (the network
+        is not changed).  `lang` ("en" or "zh") is the language of
+        ``print(tr)``; ``tr.plot()`` draws the step, ``tr.gradient_vector()``
+        lists ∇L.
+        """
         from .trace import trace
-        return trace(self, x, y, lr)
+        return trace(self, x, y, lr, lang)
 
     def save(self, path):
         """Write the network to one .npz file at exactly `path`, atomically."""
         from .io import save
         save(self, path)
+
+    def _repr_html_(self):
+        """A compact table for Jupyter (see bpfast._html)."""
+        from ._html import mlp_html
+        return mlp_html(self)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-__all__ = ["learning_curves", "weight_grid"]
+__all__ = ["learning_curves", "weight_grid", "trace_step"]
 
 
 def _figure(**kwargs):
@@ -140,3 +140,144 @@ def weight_grid(net_or_W, path, image_shape=None):
     fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     fig.savefig(os.fspath(path), format="png")
     return path
+
+
+# ------------------------------------------------------------------ one step of a trace
+
+# At most this many units are drawn per layer (the largest |δ|, or |a| for the input).
+MAX_UNITS = 12
+# At most this many weights are drawn per layer (the largest |∂L/∂w| among drawn units).
+MAX_WEIGHTS = 36
+INCREASE, DECREASE = "tab:blue", "tab:red"
+
+
+def _drawn_units(tr, k):
+    """Indices of the units of layer k (0 = input) to draw, in order, at most MAX_UNITS."""
+    n = len(tr.a[k])
+    if n <= MAX_UNITS:
+        return np.arange(n)
+    key = np.abs(tr.a[0]) if k == 0 else np.abs(tr.delta[k - 1])
+    return np.sort(np.argsort(-key, kind="stable")[:MAX_UNITS])
+
+
+def _drawn_weights(g, rows, cols):
+    """(i, j) pairs of weights between drawn units, the MAX_WEIGHTS largest |g| if too many."""
+    sub = np.abs(g[np.ix_(rows, cols)]).ravel()
+    order = np.argsort(-sub, kind="stable")[:MAX_WEIGHTS]
+    return [(rows[r // len(cols)], cols[r % len(cols)]) for r in order]
+
+
+def trace_step(tr, path=None, ax=None):
+    """Draw the network of one backpropagation step, each weight by the update it gets.
+
+    Units are circles labelled with their activation a (and error signal
+    δ = ∂L/∂z); each weight is a line whose colour and width show its
+    update −lr·∂L/∂w: blue where the step increases the weight, red where it
+    decreases it, wider for a larger change.  With ``tr.lr`` None the picture
+    uses lr = 1, i.e. shows −∂L/∂w, and the colour bar says so.  Large
+    layers are summarised: at most 12 units per layer (largest |δ|; largest
+    |a| for the input) and at most 48 weights per layer (largest |∂L/∂w|),
+    with a note of what is left out.
+
+    Why a negative gradient is drawn as an increase: gradient descent moves
+    each weight by −lr·∂L/∂w.  Where ∂L/∂w < 0 the loss falls as w grows,
+    so the step *raises* w.  A tutorial that marks a negative gradient with a
+    red ↓ "decrease this weight" has the direction backwards; bpfast draws
+    the update itself, so its colour is the direction the weight really moves.
+
+    Parameters
+    ----------
+    tr : bpfast.trace.Trace
+    path : str or path-like, optional
+        Also write the picture here, in the format its suffix names (.png,
+        .svg, .pdf, …).
+    ax : matplotlib Axes, optional
+        Draw into this Axes (and its figure's colour bar) instead of a new Figure.
+
+    Returns
+    -------
+    The new matplotlib Figure, or `ax` when one was given.
+    """
+    fig = None
+    if ax is None:
+        sizes = [min(len(a), MAX_UNITS) for a in tr.a]
+        fig = _figure(figsize=(2.6 * len(tr.a) + 1.0, max(4.5, 0.5 * max(sizes) + 2.8)),
+                      dpi=100, layout="constrained")
+        ax = fig.add_subplot()
+    _draw_step(tr, ax)
+    if path is not None:
+        ax.figure.savefig(os.fspath(path))
+    return ax if fig is None else fig
+
+
+def _draw_step(tr, ax):
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import FuncNorm, LinearSegmentedColormap
+
+    L = len(tr.z)
+    lr = 1.0 if tr.lr is None else float(tr.lr)
+    units = [_drawn_units(tr, k) for k in range(L + 1)]
+    ys = [np.linspace(1, -1, len(u)) * min(1.0, 0.09 * len(u)) if len(u) > 1 else np.zeros(1)
+          for u in units]
+    pos = [dict(zip(u.tolist(), y.tolist())) for u, y in zip(units, ys)]
+    edges = [_drawn_weights(np.asarray(tr.grad_w[l], dtype=np.float64), units[l + 1], units[l])
+             for l in range(L)]
+    updates = [np.array([-lr * float(tr.grad_w[l][i, j]) for i, j in edges[l]])
+               for l in range(L)]
+    top = max([float(np.abs(u).max()) for u in updates if u.size] + [1e-300])
+    cmap = LinearSegmentedColormap.from_list(
+        "update", [colormaps["tab10"](3), (0.85, 0.85, 0.85), colormaps["tab10"](0)])
+    # Colour depth ∝ sqrt(|update|), so that a small increase is still visibly blue.
+    norm = FuncNorm((lambda u: np.sign(u) * np.sqrt(np.abs(u)),
+                     lambda c: np.sign(c) * np.square(c)), vmin=-top, vmax=top)
+    notes = []
+    for l in range(L):
+        for (i, j), u in zip(edges[l], updates[l]):
+            ax.plot([l, l + 1], [pos[l][j], pos[l + 1][i]], color=cmap(norm(u)),
+                    linewidth=0.3 + 3.2 * abs(u) / top, solid_capstyle="round", zorder=1)
+            if len(edges[l]) <= 4:      # a tiny network: write the update on the line
+                ax.annotate(f"{u:+.3g}", (l + 0.5, (pos[l][j] + pos[l + 1][i]) / 2),
+                            xytext=(0, 4), textcoords="offset points", ha="center",
+                            fontsize=7, color=cmap(norm(u)), zorder=2)
+        n_all = tr.grad_w[l].size
+        if len(edges[l]) < n_all:
+            notes.append(f"W[{l}]: {len(edges[l])} of {n_all:,} weights drawn "
+                         f"(largest |∂L/∂w|)")
+    for k in range(L + 1):
+        n = len(tr.a[k])
+        for i in units[k]:
+            ax.scatter([k], [pos[k][i]], s=260, color="white", edgecolors="black", zorder=3)
+            label = f"a={float(tr.a[k][i]):.3g}"
+            if k > 0:
+                label += f"\nδ={float(tr.delta[k - 1][i]):.3g}"
+            ax.annotate(label, (k, pos[k][i]), xytext=(11, 0), textcoords="offset points",
+                        va="center", ha="left", fontsize=7, zorder=4,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+            ax.annotate(str(i), (k, pos[k][i]), ha="center", va="center", fontsize=6, zorder=4)
+        name = "input" if k == 0 else "output" if k == L else "hidden"
+        caption = f"layer {k}: {name}, {n:,} unit{'s' if n > 1 else ''}"
+        if len(units[k]) < n:
+            caption += f"\n{len(units[k])} drawn (largest |{'a' if k == 0 else 'δ'}|)"
+        ax.text(k, -1.22, caption, ha="center", va="top", fontsize=8)
+    ax.set_xlim(-0.4, L + 0.75)
+    ax.set_ylim(-1.6 if notes else -1.45, 1.3)
+    ax.set_axis_off()
+    loss = f"one backpropagation step: loss L = {tr.loss:.4g}"
+    ax.set_title(loss + ("" if tr.lr is not None else "  (no lr given: lr = 1)"), fontsize=10)
+    if notes:
+        ax.text(0.5, -1.5, "; ".join(notes), ha="center", va="top", fontsize=7.5,
+                color="0.3")
+    from matplotlib.lines import Line2D
+    ax.legend(handles=[Line2D([], [], color=cmap(1.0), lw=3, label="increases the weight"),
+                       Line2D([], [], color=cmap(0.0), lw=3, label="decreases the weight")],
+              loc="upper right", fontsize=8, frameon=False,
+              title="update −lr·∂L/∂w", title_fontsize=8)
+    bar = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6,
+                             aspect=40, orientation="horizontal", location="bottom", pad=0.02)
+    lr_text = f"lr = {lr:g}" if tr.lr is not None else "lr = 1: no lr given, so −∂L/∂w"
+    bar.set_label(f"update −lr·∂L/∂w ({lr_text}): > 0 (blue) increases the weight, "
+                  f"< 0 (red) decreases it; line width ∝ |update|", fontsize=8)
+    ticks = [-top, -top / 4, 0.0, top / 4, top]
+    bar.set_ticks(ticks, labels=[f"{t:+.2g}" if t else "0" for t in ticks])
+    bar.ax.tick_params(labelsize=7)
