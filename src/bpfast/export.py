@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 from ._layout import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .io import _fsync_folder
 
 __all__ = ["to_onnx", "to_torch", "from_torch", "to_sklearn",
            "INPUT_NAME", "OUTPUT_NAME", "OPSET"]
@@ -80,6 +81,7 @@ def _write_atomic(path, write):
         except OSError:
             pass
         raise
+    _fsync_folder(folder)
 
 
 # ---------------------------------------------------------------- ONNX
@@ -100,17 +102,26 @@ def to_onnx(net, path=None):
         Opset 17, in the net's dtype (float32 or float64).  One input
         ``"X"`` of shape ``(batch, layers[0])`` and one output ``"output"``
         of shape ``(batch, layers[-1])``, equal to ``net.forward(X)``; the
-        batch dimension is dynamic.  Every layer is ``Gemm(X, W, b,
-        transB=1)`` followed by its activation (``Sigmoid``, ``Tanh``,
-        ``Relu``, ``Softmax(axis=-1)``, nothing for identity).
+        batch dimension is dynamic.  Every layer is ``Gemm(a, W, b,
+        transB=1)`` followed by its activation (``Tanh``, ``Relu``,
+        ``Softmax(axis=-1)``, nothing for identity; sigmoid and leaky_relu
+        as below).
 
     Notes
     -----
-    leaky_relu is ``LeakyRelu(alpha=0.01)`` in float32.  The ``alpha``
-    attribute of ONNX is a float32, 0.01 rounded to 24 bits, so in float64
-    it is built as ``Max(z, z * 0.01)`` with a float64 constant, which is
-    leaky_relu exactly.  The layers, activations and loss are recorded in
-    the model's ``metadata_props``.
+    Two activations are not the single ONNX operator, so that the model
+    computes what ``net.forward`` computes:
+
+    - sigmoid is built from ``Exp`` as the kernel computes it (see
+      ``_onnx_sigmoid``): onnxruntime's ``Sigmoid`` is accurate only in
+      absolute terms and returns a saturated probability of 1e-13 with
+      three correct digits.
+    - leaky_relu is ``LeakyRelu(alpha=0.01)`` in float32; ONNX stores
+      ``alpha`` as a float32, 0.01 rounded to 24 bits, so in float64 it is
+      ``Max(z, z * 0.01)`` with a float64 constant, leaky_relu exactly.
+
+    The layers, activations, loss and dtype are recorded in the model's
+    ``metadata_props``.
     """
     _check_net(net, "to_onnx")
     onnx = _require("onnx", "onnx", "to_onnx")
