@@ -85,7 +85,8 @@ def teardown_module():
 
 def test_import_loads_no_optional_library():
     code = ("import sys, bpfast.export\n"
-            "loaded = [m for m in ('onnx', 'onnxruntime', 'torch', 'sklearn') if m in sys.modules]\n"
+            "optional = ('onnx', 'onnxruntime', 'torch', 'sklearn', 'skl2onnx')\n"
+            "loaded = [m for m in optional if m in sys.modules]\n"
             "assert not loaded, loaded\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
