@@ -1,9 +1,10 @@
-"""The ``bpfast`` command: train, trace and predict from the terminal.
+"""The ``bpfast`` command: train, trace, predict and export from the terminal.
 
     bpfast                       # = bpfast train: digits 8x8, layers 64,32,10, 30 epochs
     bpfast train --data mnist --mnist-dir shared/data/mnist --save net.npz --plot curves.png
     bpfast trace                 # the tutorial's 1-1-1 network, one backpropagation step
     bpfast predict --model net.npz samples.npy
+    bpfast export net.npz net.onnx   # or net.pt: the torch.nn.Sequential (bpfast.export)
 
 Only the public API (MLP, load, datasets, plot) is used here.  Every bad
 argument or file ends in one line ``bpfast: error: ...`` on stderr and exit
@@ -173,6 +174,15 @@ def _build_parser():
                          help=".npy or .csv/.txt file of shape (n, n0) or (n0,)")
     predict.add_argument("--proba", action="store_true",
                          help="print the output layer's activations instead of classes")
+
+    export = commands.add_parser(
+        "export", help="write a saved network as an ONNX or PyTorch model",
+        description="Convert a network written by --save. OUTPUT.onnx: an ONNX model (input "
+        "'X', output 'output', dynamic batch; needs bpfast[onnx]). OUTPUT.pt: torch.save of the "
+        "equivalent torch.nn.Sequential (needs bpfast[torch]; load it with "
+        "torch.load(path, weights_only=False), trusted files only).")
+    export.add_argument("model", metavar="MODEL.npz", help="a network written by --save")
+    export.add_argument("output", metavar="OUTPUT", help="the file to write: .onnx or .pt")
     return parser
 
 
@@ -363,6 +373,27 @@ def run_predict(args):
     return 0
 
 
+EXPORTERS = {".onnx": "to_onnx", ".pt": "to_torch"}
+
+
+def run_export(args):
+    suffix = os.path.splitext(args.output)[1].lower()
+    if suffix not in EXPORTERS:
+        raise UsageError(f"OUTPUT: expected a file name ending in .onnx or .pt; "
+                         f"got {args.output!r}")
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        raise UsageError(f"OUTPUT: no such folder: {folder}")
+    net = load(args.model)
+    from . import export
+    try:
+        getattr(export, EXPORTERS[suffix])(net, args.output)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _oneline(exc):
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
@@ -384,7 +415,8 @@ def main(argv=None):
     # `bpfast` and `bpfast --epochs 5` mean `bpfast train ...`.
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "train")
-    commands = {"train": run_train, "trace": run_trace, "predict": run_predict}
+    commands = {"train": run_train, "trace": run_trace, "predict": run_predict,
+                "export": run_export}
     try:
         args = _build_parser().parse_args(argv)
         return commands[args.command](args)

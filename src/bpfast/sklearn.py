@@ -320,6 +320,16 @@ class _BaseBP(BaseEstimator):
         check_is_fitted(self)
         return list(self.net_.biases)
 
+    def to_sklearn(self):
+        """This fitted estimator as a fitted scikit-learn MLPClassifier / MLPRegressor.
+
+        It predicts the same and converts with skl2onnx; the hidden activation
+        "leaky_relu" has no scikit-learn equivalent (ValueError).  See
+        :func:`bpfast.export.to_sklearn`.
+        """
+        from .export import to_sklearn
+        return to_sklearn(self)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
