@@ -375,3 +375,14 @@ def test_console_script():
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bpfast: error: ")
     assert "no-such-file.npz" in lines[0]
+
+
+def test_help_shows_percent_signs_once(capsys):
+    # argparse %-formats argument help but not descriptions: a literal "%%"
+    # in a description reaches the user as "%%".
+    for command in ("train", "trace", "predict"):
+        status, out, _ = run(capsys, command, "--help")
+        assert status == 0
+        assert "%%" not in out, out
+    _, out, _ = run(capsys, "train", "--help")
+    assert "97% test accuracy" in " ".join(out.split())

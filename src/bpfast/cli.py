@@ -105,7 +105,7 @@ def _build_parser():
         "train", help="train and evaluate a network (the default command)",
         description="Train an MLP by SGD and report the test accuracy. With the defaults "
         "(scikit-learn's 8x8 digits, layers 64,32,10, sigmoid/mse, lr 3, batch 10, 30 epochs) "
-        "it reaches about 97%% test accuracy in well under a second of training.")
+        "it reaches about 97% test accuracy in well under a second of training.")
     train.add_argument("--data", choices=("digits", "mnist"), default="digits",
                        help="digits: scikit-learn's bundled 8x8 digits (no download; 3/4 "
                        "train, 1/4 test); mnist: the IDX files in --mnist-dir (default: digits)")
