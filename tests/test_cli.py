@@ -313,6 +313,17 @@ def test_help_and_version(capsys):
     assert status == 0 and out.strip() == f"bpfast {bpfast.__version__}"
 
 
+def test_help_shows_percent_signs_once(capsys):
+    # argparse %-formats argument help but not descriptions: a literal "%%"
+    # in a description reaches the user as "%%".
+    for command in ("train", "trace", "predict"):
+        status, out, _ = run(capsys, command, "--help")
+        assert status == 0
+        assert "%%" not in out, out
+    _, out, _ = run(capsys, "train", "--help")
+    assert "97% test accuracy" in " ".join(out.split())
+
+
 # ------------------------------------------------------------------ plots
 
 def test_plot_writes_curves_and_weights(capsys, tmp_path):
@@ -376,13 +387,3 @@ def test_console_script():
     assert len(lines) == 1 and lines[0].startswith("bpfast: error: ")
     assert "no-such-file.npz" in lines[0]
 
-
-def test_help_shows_percent_signs_once(capsys):
-    # argparse %-formats argument help but not descriptions: a literal "%%"
-    # in a description reaches the user as "%%".
-    for command in ("train", "trace", "predict"):
-        status, out, _ = run(capsys, command, "--help")
-        assert status == 0
-        assert "%%" not in out, out
-    _, out, _ = run(capsys, "train", "--help")
-    assert "97% test accuracy" in " ".join(out.split())
