@@ -136,7 +136,8 @@ def _build_parser():
                        help="threads per minibatch (default: 1)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained network here")
     train.add_argument("--plot", metavar="CURVES.png",
-                       help="write the learning curves here (needs matplotlib); for image "
+                       help="write the learning curves here (needs matplotlib; the suffix "
+                       "names the format: .png, .svg, .pdf, .jpg, ...); for image "
                        "data (8x8 digits, 28x28 MNIST) also the first-layer weights beside "
                        "it, e.g. curves.png -> curves_weights.png")
     train.add_argument("-q", "--quiet", action="store_true",
@@ -252,6 +253,12 @@ def run_train(args):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):
             raise UsageError(f"{option}: no such folder: {folder}")
+    if args.plot:
+        from . import plot
+        try:
+            plot._file_format(args.plot)
+        except ValueError as exc:
+            raise UsageError(f"--plot: {str(exc).removeprefix('path: ')}") from None
     X_train, y_train, X_test, y_test, name = load_data(args)
     layers = args.layers or DEFAULT_LAYERS[args.data]
     _check_layers(layers, X_train.shape[1], N_CLASSES, name)
