@@ -173,14 +173,62 @@ def test_save_then_predict_round_trip(capsys, tmp_path, digits, dtype):
     status, out, err = run(capsys, "predict", "--model", path, tmp_path / "x.npy",
                            tmp_path / "x.csv", tmp_path / "one.txt")
     assert status == 0 and err == ""
-    expected = np.concatenate([net.predict(X), net.predict(X), [net.predict(X[0])]])
-    np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # Several inputs: each file's predictions come after a "# FILE" line.
+    blocks = out.split("# ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == [str(tmp_path / n)
+                                                   for n in ("x.npy", "x.csv", "one.txt")]
+    printed = [[int(s) for s in b.splitlines()[1:]] for b in blocks]
+    for labels, expected in zip(printed, [net.predict(X), net.predict(X), [net.predict(X[0])]]):
+        np.testing.assert_array_equal(labels, expected)
 
     status, out, err = run(capsys, "predict", "--model", path, "--proba", tmp_path / "x.npy")
     assert status == 0 and err == ""
     printed = np.array([[float(v) for v in line.split()] for line in out.splitlines()])
     # Printed to 6 significant digits.
     np.testing.assert_allclose(printed, net.forward(X), rtol=1e-5, atol=1e-12)
+
+
+def test_one_input_prints_no_file_heading(capsys, tmp_path, model_path, digits):
+    X, _ = digits
+    np.save(tmp_path / "x.npy", X)
+    status, out, _ = run(capsys, "predict", "--model", model_path, tmp_path / "x.npy")
+    assert status == 0 and "#" not in out and len(out.splitlines()) == len(X)
+
+
+def _csv_with_header(path, X, header):
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        np.savetxt(f, X, delimiter=",")
+
+
+def test_predict_skips_a_csv_header_row(capsys, tmp_path, model_path, digits):
+    X, _ = digits
+    expected = bpfast.load(model_path).predict(X)
+    names = ",".join(f"pixel_{i}" for i in range(64))
+    _csv_with_header(tmp_path / "named.csv", X, names)          # detected: not numbers
+    _csv_with_header(tmp_path / "quoted.csv", X, ",".join(f'"p{i}"' for i in range(64)))
+    for name in ("named.csv", "quoted.csv"):
+        status, out, err = run(capsys, "predict", "--model", model_path, tmp_path / name)
+        assert status == 0, err
+        np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # A header of numbers cannot be told from data: --header says so.
+    _csv_with_header(tmp_path / "numbered.csv", X, ",".join(str(i) for i in range(64)))
+    status, out, _ = run(capsys, "predict", "--model", model_path, tmp_path / "numbered.csv")
+    assert status == 0 and len(out.split()) == len(X) + 1
+    status, out, _ = run(capsys, "predict", "--model", model_path, "--header",
+                         tmp_path / "numbered.csv")
+    assert status == 0
+    np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # --no-header: the first row is data, so a row of names is an error.
+    status, out, err = run(capsys, "predict", "--model", model_path, "--no-header",
+                           tmp_path / "named.csv")
+    assert_one_line_error(status, out, err)
+    assert "named.csv" in err
+    # A header and nothing else: no samples.
+    (tmp_path / "only.csv").write_text(names + "\n")
+    status, out, err = run(capsys, "predict", "--model", model_path, tmp_path / "only.csv")
+    assert_one_line_error(status, out, err)
+    assert "no samples" in err
 
 
 def test_predicted_classes_are_mostly_right(capsys, tmp_path, model_path, digits):

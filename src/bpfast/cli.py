@@ -161,19 +161,44 @@ def _build_parser():
     predict = commands.add_parser(
         "predict", help="classify samples with a saved network",
         description="Print one predicted class per sample and line (or, with --proba, "
-        "the output activations).")
+        "the output activations). With several INPUT files, each file's lines follow a "
+        "heading line '# FILE' (a comment for numpy.loadtxt and most CSV readers); with one "
+        "file there is no heading. A .csv/.txt file whose first row does not parse as "
+        "numbers has a header row, which is skipped.")
     predict.add_argument("--model", metavar="MODEL.npz", required=True)
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help=".npy or .csv/.txt file of shape (n, n0) or (n0,)")
     predict.add_argument("--proba", action="store_true",
                          help="print the output layer's activations instead of classes")
+    predict.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                         help="the first row of each .csv/.txt file is a header to skip "
+                         "(--header) or data (--no-header); default: a header when it does "
+                         "not parse as numbers")
     return parser
 
 
 # ---------------------------------------------------------------- data
 
-def load_samples(path):
-    """An array from a .npy file (never unpickled) or a .csv/.txt text file."""
+def _first_row_is_text(path, delimiter):
+    """Whether the first row of a text file (comments and blank lines aside) is not numbers."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                try:
+                    [float(v) for v in line.split(delimiter)]
+                except ValueError:
+                    return True
+                return False
+    return False
+
+
+def load_samples(path, header=None):
+    """An array from a .npy file (never unpickled) or a .csv/.txt text file.
+
+    `header` (text files): True skips the first row, False reads it as data,
+    None skips it when it does not parse as numbers (a row of column names).
+    """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".npy", ".csv", ".txt"):
@@ -182,9 +207,12 @@ def load_samples(path):
         if ext == ".npy":
             X = np.load(path, allow_pickle=False)
         else:
+            delimiter = "," if ext == ".csv" else None
+            if header is None:
+                header = _first_row_is_text(path, delimiter)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")     # "input contained no data": checked below
-                X = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=1)
+                X = np.loadtxt(path, delimiter=delimiter, ndmin=1, skiprows=int(header))
     except (ValueError, EOFError) as exc:
         raise ValueError(f"{path}: {exc or 'truncated file'}") from None
     if not isinstance(X, np.ndarray):           # np.load opened an .npz archive
@@ -332,11 +360,13 @@ def run_trace(args):
 def run_predict(args):
     net = load(args.model)
     for path in args.inputs:
-        X = load_samples(path)
+        X = load_samples(path, header=args.header)
         try:
             out = net.forward(X) if args.proba else net.predict(X)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{path}: {exc}") from None
+        if len(args.inputs) > 1:
+            print(f"# {path}")
         if args.proba:
             for row in np.atleast_2d(out):
                 print(" ".join(f"{v:.6g}" for v in row))
