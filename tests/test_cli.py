@@ -127,6 +127,30 @@ def test_diverging_run_is_one_line_and_status_1(capsys):
     assert "smaller lr" in err
 
 
+def test_a_run_at_chance_level_warns_about_the_learning_rate(capsys):
+    pytest.importorskip("sklearn")
+    # lr 1e6 saturates every sigmoid: 10% on 10 classes, yet nothing diverges.
+    status, out, err = run(capsys, "--lr", "1e6", "--epochs", 2, "--quiet")
+    assert status == 0
+    accuracy = final_accuracy(out)[0]
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bpfast: warning: "), err
+    assert f"{100 * accuracy:.2f}% is chance level for 10 classes" in err
+    assert "saturated" in err and "too large" in err and "--lr 3" in err
+    # Too small a step is at chance level too, but for the opposite reason.
+    status, out, err = run(capsys, "--lr", "1e-4", "--epochs", 1, "--quiet")
+    assert status == 0 and "chance level" in err and "too small" in err and "--epochs" in err
+    status, out, err = run(capsys, "--lr", 50, "--output", "softmax", "--loss", "cross_entropy",
+                           "--epochs", 2, "--quiet")
+    assert status == 0 and "too large" in err and "--lr 0.1" in err
+
+
+def test_a_run_that_learns_prints_no_warning(capsys):
+    pytest.importorskip("sklearn")
+    status, out, err = run(capsys, "--epochs", 5, "--quiet")
+    assert status == 0 and err == "" and final_accuracy(out)[0] > 0.5
+
+
 def test_missing_sklearn_says_how_to_install(capsys, monkeypatch):
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.setitem(sys.modules, name, None)

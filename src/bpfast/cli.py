@@ -307,12 +307,37 @@ def run_train(args):
     accuracy = history.history[-1]["val_accuracy"]
     print(f"test accuracy {100 * accuracy:.2f}% ({round(accuracy * len(X_test))}/"
           f"{len(X_test)}) after {len(history)} epoch{'s' * (len(history) != 1)}, {seconds:.2f} s")
+    hint = _chance_level_hint(net, args, accuracy, X_test)
+    if hint:
+        print(f"bpfast: warning: {hint}", file=sys.stderr)
     if args.save:
         net.save(args.save)
         print(f"saved the network to {args.save}")
     if args.plot:
         _plot(net, history, args.plot)
     return 0
+
+
+def _chance_level_hint(net, args, accuracy, X_test):
+    """A hint when training ended at chance level (and did not diverge), else None.
+
+    Saturated units (|z| > 15 for sigmoid/tanh, relu never positive) or outputs that
+    no longer depend on the input mean steps far too large; otherwise too small or few.
+    """
+    if accuracy > 1.5 / N_CLASSES:
+        return None
+    z = X_test @ net.weights[0].T + net.biases[0]
+    stuck = z <= 0 if args.activation in ("relu", "leaky_relu") else np.abs(z) > 15
+    outputs = net.forward(X_test)
+    saturated = (args.activation != "identity" and stuck.mean() > 0.5) \
+        or float(np.ptp(outputs, axis=0).max()) < 1e-6
+    suggested = 3.0 if (args.output, args.loss) == ("sigmoid", "mse") else 0.1
+    text = (f"test accuracy {100 * accuracy:.2f}% is chance level for {N_CLASSES} classes"
+            + (" and the units are saturated" if saturated else "") + ": ")
+    if saturated or args.lr > suggested:
+        return text + f"the learning rate {args.lr:g} may be too large (try --lr {suggested:g})"
+    return text + (f"the learning rate {args.lr:g} may be too small or the training too "
+                   f"short (try --lr {suggested:g} or more --epochs)")
 
 
 def _plot(net, history, path):
