@@ -10,8 +10,15 @@ never committed.
 """
 
 import os
+from pathlib import Path
 
 import bpfast
+
+# Notebooks run in a kernel of their own, in docs/notebooks/: let it import the
+# bpfast this build documents (an installed one, or a source tree on a relative
+# PYTHONPATH such as PYTHONPATH=src, which would not resolve from there).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(bpfast.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))
 
 project = "bpfast"
 author = "The bpfast developers"
