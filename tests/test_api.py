@@ -1,4 +1,4 @@
-"""The public API of bpfast.MLP behaves as DESIGN.md promises.
+"""The public API of bpfast.MLP behaves as the contract, docs/design.md, promises.
 
 Construction and initialisation, the parameter views, forward/predict/loss/
 evaluate on every accepted form of input and target, input conversion

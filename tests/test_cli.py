@@ -127,6 +127,30 @@ def test_diverging_run_is_one_line_and_status_1(capsys):
     assert "smaller lr" in err
 
 
+def test_a_run_at_chance_level_warns_about_the_learning_rate(capsys):
+    pytest.importorskip("sklearn")
+    # lr 1e6 saturates every sigmoid: 10% on 10 classes, yet nothing diverges.
+    status, out, err = run(capsys, "--lr", "1e6", "--epochs", 2, "--quiet")
+    assert status == 0
+    accuracy = final_accuracy(out)[0]
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bpfast: warning: "), err
+    assert f"{100 * accuracy:.2f}% is chance level for 10 classes" in err
+    assert "saturated" in err and "too large" in err and "--lr 3" in err
+    # Too small a step is at chance level too, but for the opposite reason.
+    status, out, err = run(capsys, "--lr", "1e-4", "--epochs", 1, "--quiet")
+    assert status == 0 and "chance level" in err and "too small" in err and "--epochs" in err
+    status, out, err = run(capsys, "--lr", 50, "--output", "softmax", "--loss", "cross_entropy",
+                           "--epochs", 2, "--quiet")
+    assert status == 0 and "too large" in err and "--lr 0.1" in err
+
+
+def test_a_run_that_learns_prints_no_warning(capsys):
+    pytest.importorskip("sklearn")
+    status, out, err = run(capsys, "--epochs", 5, "--quiet")
+    assert status == 0 and err == "" and final_accuracy(out)[0] > 0.5
+
+
 def test_missing_sklearn_says_how_to_install(capsys, monkeypatch):
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.setitem(sys.modules, name, None)
@@ -173,14 +197,62 @@ def test_save_then_predict_round_trip(capsys, tmp_path, digits, dtype):
     status, out, err = run(capsys, "predict", "--model", path, tmp_path / "x.npy",
                            tmp_path / "x.csv", tmp_path / "one.txt")
     assert status == 0 and err == ""
-    expected = np.concatenate([net.predict(X), net.predict(X), [net.predict(X[0])]])
-    np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # Several inputs: each file's predictions come after a "# FILE" line.
+    blocks = out.split("# ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == [str(tmp_path / n)
+                                                   for n in ("x.npy", "x.csv", "one.txt")]
+    printed = [[int(s) for s in b.splitlines()[1:]] for b in blocks]
+    for labels, expected in zip(printed, [net.predict(X), net.predict(X), [net.predict(X[0])]]):
+        np.testing.assert_array_equal(labels, expected)
 
     status, out, err = run(capsys, "predict", "--model", path, "--proba", tmp_path / "x.npy")
     assert status == 0 and err == ""
     printed = np.array([[float(v) for v in line.split()] for line in out.splitlines()])
     # Printed to 6 significant digits.
     np.testing.assert_allclose(printed, net.forward(X), rtol=1e-5, atol=1e-12)
+
+
+def test_one_input_prints_no_file_heading(capsys, tmp_path, model_path, digits):
+    X, _ = digits
+    np.save(tmp_path / "x.npy", X)
+    status, out, _ = run(capsys, "predict", "--model", model_path, tmp_path / "x.npy")
+    assert status == 0 and "#" not in out and len(out.splitlines()) == len(X)
+
+
+def _csv_with_header(path, X, header):
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        np.savetxt(f, X, delimiter=",")
+
+
+def test_predict_skips_a_csv_header_row(capsys, tmp_path, model_path, digits):
+    X, _ = digits
+    expected = bpfast.load(model_path).predict(X)
+    names = ",".join(f"pixel_{i}" for i in range(64))
+    _csv_with_header(tmp_path / "named.csv", X, names)          # detected: not numbers
+    _csv_with_header(tmp_path / "quoted.csv", X, ",".join(f'"p{i}"' for i in range(64)))
+    for name in ("named.csv", "quoted.csv"):
+        status, out, err = run(capsys, "predict", "--model", model_path, tmp_path / name)
+        assert status == 0, err
+        np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # A header of numbers cannot be told from data: --header says so.
+    _csv_with_header(tmp_path / "numbered.csv", X, ",".join(str(i) for i in range(64)))
+    status, out, _ = run(capsys, "predict", "--model", model_path, tmp_path / "numbered.csv")
+    assert status == 0 and len(out.split()) == len(X) + 1
+    status, out, _ = run(capsys, "predict", "--model", model_path, "--header",
+                         tmp_path / "numbered.csv")
+    assert status == 0
+    np.testing.assert_array_equal([int(s) for s in out.split()], expected)
+    # --no-header: the first row is data, so a row of names is an error.
+    status, out, err = run(capsys, "predict", "--model", model_path, "--no-header",
+                           tmp_path / "named.csv")
+    assert_one_line_error(status, out, err)
+    assert "named.csv" in err
+    # A header and nothing else: no samples.
+    (tmp_path / "only.csv").write_text(names + "\n")
+    status, out, err = run(capsys, "predict", "--model", model_path, tmp_path / "only.csv")
+    assert_one_line_error(status, out, err)
+    assert "no samples" in err
 
 
 def test_predicted_classes_are_mostly_right(capsys, tmp_path, model_path, digits):
@@ -313,6 +385,17 @@ def test_help_and_version(capsys):
     assert status == 0 and out.strip() == f"bpfast {bpfast.__version__}"
 
 
+def test_help_shows_percent_signs_once(capsys):
+    # argparse %-formats argument help but not descriptions: a literal "%%"
+    # in a description reaches the user as "%%".
+    for command in ("train", "trace", "predict"):
+        status, out, _ = run(capsys, command, "--help")
+        assert status == 0
+        assert "%%" not in out, out
+    _, out, _ = run(capsys, "train", "--help")
+    assert "97% test accuracy" in " ".join(out.split())
+
+
 # ------------------------------------------------------------------ plots
 
 def test_plot_writes_curves_and_weights(capsys, tmp_path):
@@ -375,3 +458,4 @@ def test_console_script():
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bpfast: error: ")
     assert "no-such-file.npz" in lines[0]
+

@@ -10,7 +10,7 @@ import pytest
 
 import bpfast
 
-# Max relative error accepted for correct gradients (DESIGN: float64 reference
+# Max relative error accepted for correct gradients (docs/design.md: float64 reference
 # for both; the float32 analytic gradient carries float32 rounding).
 MAX_ERROR = {"float64": 1e-6, "float32": 1e-2}
 

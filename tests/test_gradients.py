@@ -7,7 +7,7 @@
    the output Jacobian, no simplifications).
 3. PyTorch autograd in double precision (skipped when torch is absent).
 
-Every hidden activation x output activation x loss that DESIGN.md allows is
+Every hidden activation x output activation x loss that docs/design.md allows is
 covered, for 1, 2 and 3 hidden layers, batches of 1 and 5, float32 and float64.
 All data and parameters are exactly representable in float32, so the float32
 network and its float64 oracle see the same problem; test points are kept away

@@ -186,6 +186,33 @@ def test_save_into_a_missing_folder_fails_and_creates_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_open_would_give(tmp_path, umask):
+    # save() renames a temporary file into place: the mode must be that of a
+    # file made by open() under the current umask, not mkstemp's 0600.
+    old = os.umask(umask)
+    try:
+        bpfast.MLP([3, 2], seed=0).save(tmp_path / "net.npz")
+        with open(tmp_path / "plain", "wb"):
+            pass
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "net.npz").st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain").st_mode & 0o777
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_saving_over_a_file_keeps_its_mode(tmp_path):
+    # As open(path, "wb") on an existing file would: its mode is kept.
+    path = tmp_path / "net.npz"
+    net = bpfast.MLP([3, 2], seed=0)
+    net.save(path)
+    os.chmod(path, 0o640)
+    net.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
 # ----------------------------------------------------------------- hostile and corrupt files
 
 

@@ -6,7 +6,7 @@ files -- ``MLP(...)``, ``forward``, ``predict``, ``loss``, ``evaluate``,
 ``load`` -- from random layer specs and names, shapes, dtypes (bool, int,
 float16/32/64, complex, object, str, datetime, structured), layouts (strided,
 Fortran, reversed, zero-stride, byte-swapped, read-only, zero-size), NaN and
-infinity, huge and tiny values.  What is checked is DESIGN.md's "Errors"
+infinity, huge and tiny values.  What is checked is docs/design.md's "Errors"
 contract:
 
 * the outcome is a result or a ValueError/TypeError -- never another

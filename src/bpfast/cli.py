@@ -106,7 +106,7 @@ def _build_parser():
         "train", help="train and evaluate a network (the default command)",
         description="Train an MLP by SGD and report the test accuracy. With the defaults "
         "(scikit-learn's 8x8 digits, layers 64,32,10, sigmoid/mse, lr 3, batch 10, 30 epochs) "
-        "it reaches about 97%% test accuracy in well under a second of training.")
+        "it reaches about 97% test accuracy in well under a second of training.")
     train.add_argument("--data", choices=("digits", "mnist"), default="digits",
                        help="digits: scikit-learn's bundled 8x8 digits (no download; 3/4 "
                        "train, 1/4 test); mnist: the IDX files in --mnist-dir (default: digits)")
@@ -137,7 +137,8 @@ def _build_parser():
                        help="threads per minibatch (default: 1)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained network here")
     train.add_argument("--plot", metavar="CURVES.png",
-                       help="write the learning curves here (needs matplotlib); for image "
+                       help="write the learning curves here (needs matplotlib; the suffix "
+                       "names the format: .png, .svg, .pdf, .jpg, ...); for image "
                        "data (8x8 digits, 28x28 MNIST) also the first-layer weights beside "
                        "it, e.g. curves.png -> curves_weights.png")
     train.add_argument("-q", "--quiet", action="store_true",
@@ -168,12 +169,19 @@ def _build_parser():
     predict = commands.add_parser(
         "predict", help="classify samples with a saved network",
         description="Print one predicted class per sample and line (or, with --proba, "
-        "the output activations).")
+        "the output activations). With several INPUT files, each file's lines follow a "
+        "heading line '# FILE' (a comment for numpy.loadtxt and most CSV readers); with one "
+        "file there is no heading. A .csv/.txt file whose first row does not parse as "
+        "numbers has a header row, which is skipped.")
     predict.add_argument("--model", metavar="MODEL.npz", required=True)
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help=".npy or .csv/.txt file of shape (n, n0) or (n0,)")
     predict.add_argument("--proba", action="store_true",
                          help="print the output layer's activations instead of classes")
+    predict.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                         help="the first row of each .csv/.txt file is a header to skip "
+                         "(--header) or data (--no-header); default: a header when it does "
+                         "not parse as numbers")
 
     export = commands.add_parser(
         "export", help="write a saved network as an ONNX or PyTorch model",
@@ -188,8 +196,26 @@ def _build_parser():
 
 # ---------------------------------------------------------------- data
 
-def load_samples(path):
-    """An array from a .npy file (never unpickled) or a .csv/.txt text file."""
+def _first_row_is_text(path, delimiter):
+    """Whether the first row of a text file (comments and blank lines aside) is not numbers."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                try:
+                    [float(v) for v in line.split(delimiter)]
+                except ValueError:
+                    return True
+                return False
+    return False
+
+
+def load_samples(path, header=None):
+    """An array from a .npy file (never unpickled) or a .csv/.txt text file.
+
+    `header` (text files): True skips the first row, False reads it as data,
+    None skips it when it does not parse as numbers (a row of column names).
+    """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".npy", ".csv", ".txt"):
@@ -198,9 +224,12 @@ def load_samples(path):
         if ext == ".npy":
             X = np.load(path, allow_pickle=False)
         else:
+            delimiter = "," if ext == ".csv" else None
+            if header is None:
+                header = _first_row_is_text(path, delimiter)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")     # "input contained no data": checked below
-                X = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=1)
+                X = np.loadtxt(path, delimiter=delimiter, ndmin=1, skiprows=int(header))
     except (ValueError, EOFError) as exc:
         raise ValueError(f"{path}: {exc or 'truncated file'}") from None
     if not isinstance(X, np.ndarray):           # np.load opened an .npz archive
@@ -269,6 +298,12 @@ def run_train(args):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):
             raise UsageError(f"{option}: no such folder: {folder}")
+    if args.plot:
+        from . import plot
+        try:
+            plot._file_format(args.plot)
+        except ValueError as exc:
+            raise UsageError(f"--plot: {str(exc).removeprefix('path: ')}") from None
     X_train, y_train, X_test, y_test, name = load_data(args)
     layers = args.layers or DEFAULT_LAYERS[args.data]
     _check_layers(layers, X_train.shape[1], N_CLASSES, name)
@@ -289,12 +324,37 @@ def run_train(args):
     accuracy = history.history[-1]["val_accuracy"]
     print(f"test accuracy {100 * accuracy:.2f}% ({round(accuracy * len(X_test))}/"
           f"{len(X_test)}) after {len(history)} epoch{'s' * (len(history) != 1)}, {seconds:.2f} s")
+    hint = _chance_level_hint(net, args, accuracy, X_test)
+    if hint:
+        print(f"bpfast: warning: {hint}", file=sys.stderr)
     if args.save:
         net.save(args.save)
         print(f"saved the network to {args.save}")
     if args.plot:
         _plot(net, history, args.plot)
     return 0
+
+
+def _chance_level_hint(net, args, accuracy, X_test):
+    """A hint when training ended at chance level (and did not diverge), else None.
+
+    Saturated units (|z| > 15 for sigmoid/tanh, relu never positive) or outputs that
+    no longer depend on the input mean steps far too large; otherwise too small or few.
+    """
+    if accuracy > 1.5 / N_CLASSES:
+        return None
+    z = X_test @ net.weights[0].T + net.biases[0]
+    stuck = z <= 0 if args.activation in ("relu", "leaky_relu") else np.abs(z) > 15
+    outputs = net.forward(X_test)
+    saturated = (args.activation != "identity" and stuck.mean() > 0.5) \
+        or float(np.ptp(outputs, axis=0).max()) < 1e-6
+    suggested = 3.0 if (args.output, args.loss) == ("sigmoid", "mse") else 0.1
+    text = (f"test accuracy {100 * accuracy:.2f}% is chance level for {N_CLASSES} classes"
+            + (" and the units are saturated" if saturated else "") + ": ")
+    if saturated or args.lr > suggested:
+        return text + f"the learning rate {args.lr:g} may be too large (try --lr {suggested:g})"
+    return text + (f"the learning rate {args.lr:g} may be too small or the training too "
+                   f"short (try --lr {suggested:g} or more --epochs)")
 
 
 def _plot(net, history, path):
@@ -359,11 +419,13 @@ def run_trace(args):
 def run_predict(args):
     net = load(args.model)
     for path in args.inputs:
-        X = load_samples(path)
+        X = load_samples(path, header=args.header)
         try:
             out = net.forward(X) if args.proba else net.predict(X)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{path}: {exc}") from None
+        if len(args.inputs) > 1:
+            print(f"# {path}")
         if args.proba:
             for row in np.atleast_2d(out):
                 print(" ".join(f"{v:.6g}" for v in row))

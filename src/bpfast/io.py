@@ -9,6 +9,7 @@ every array against the metadata; any defect is a ModelFormatError.
 
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -48,6 +49,8 @@ def save(net, path):
     fd, tmp = tempfile.mkstemp(prefix=".bpfast-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            if os.name == "posix":      # not mkstemp's 0600: what open(path, "wb") would give
+                os.fchmod(f.fileno(), _file_mode(path))
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -59,6 +62,24 @@ def save(net, path):
             pass
         raise
     _fsync_folder(folder)
+
+
+def _file_mode(path):
+    """The mode open(path, "wb") leaves: an existing file's own, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    try:        # Linux states the umask here; reading it leaves it alone for other threads
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)     # elsewhere the only way to read it is to set it
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_folder(folder):

@@ -27,6 +27,27 @@ def _figure(**kwargs):
     return fig
 
 
+def _file_format(path):
+    """The format the suffix of `path` names ("png" without one), as savefig infers it.
+
+    An unsupported suffix is a ValueError listing the supported ones; call
+    this before drawing (or training) to fail early.
+    """
+    suffix = os.path.splitext(os.fsdecode(os.fspath(path)))[1].lower().lstrip(".")
+    if not suffix:
+        return "png"
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise ImportError('bpfast.plot needs matplotlib: pip install "bpfast[plot]"') from exc
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in supported:
+        raise ValueError(f"path: cannot write a .{suffix} file; the suffix must be one of "
+                         f"{', '.join('.' + s for s in sorted(supported))} (or none, for PNG); "
+                         f"got {os.fsdecode(os.fspath(path))!r}")
+    return suffix
+
+
 def _rows(history):
     """The per-epoch dicts of a History, its .history list, or a list of dicts."""
     rows = getattr(history, "history", history)
@@ -52,16 +73,19 @@ def _curve(rows, key):
 
 
 def learning_curves(history, path, val_label="validation"):
-    """Plot loss and accuracy per epoch, train and validation, to a PNG at `path`.
+    """Plot loss and accuracy per epoch, train and validation, to a file at `path`.
 
     `history` is what ``net.fit`` returns (a History), its ``.history`` list,
     or any list of per-epoch dicts with ``loss`` and optionally ``accuracy``,
     ``val_loss``, ``val_accuracy``.  The accuracy panel is drawn only when
     the history has accuracy (classification targets).  `val_label` names
     the held-out data in the legend (the CLI passes "test").
-    Returns `path`.
+    The suffix of `path` names the format (.png, .svg, .pdf, .jpg, ...: what
+    matplotlib writes; none means PNG); any other suffix is a ValueError,
+    raised before drawing.  Returns `path`.
     """
     rows = _rows(history)
+    _file_format(path)
     panels = [("loss", "mean loss")]
     if any("accuracy" in row or "val_accuracy" in row for row in rows):
         panels.append(("accuracy", "accuracy"))
@@ -79,7 +103,7 @@ def learning_curves(history, path, val_label="validation"):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.savefig(os.fspath(path), format="png")
+    fig.savefig(os.fspath(path), format=_file_format(path))
     return path
 
 
@@ -105,8 +129,10 @@ def weight_grid(net_or_W, path, image_shape=None):
     tile of `image_shape` pixels (default: the square image of the inputs,
     8x8 for 64 inputs, 28x28 for 784).  The colour scale is symmetric about
     zero and shared by all tiles, so red and blue mean the same weight
-    everywhere.  Returns `path`.
+    everywhere.  The suffix of `path` names the format, as in
+    `learning_curves`.  Returns `path`.
     """
+    _file_format(path)
     W = net_or_W.weights[0] if hasattr(net_or_W, "weights") else net_or_W
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.size == 0:
@@ -138,7 +164,7 @@ def weight_grid(net_or_W, path, image_shape=None):
     ax.set_axis_off()
     ax.set_title(f"first-layer weights: {n_units} units of {rows}x{cols} inputs")
     fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
-    fig.savefig(os.fspath(path), format="png")
+    fig.savefig(os.fspath(path), format=_file_format(path))
     return path
 
 
