@@ -108,8 +108,44 @@ def test_train_options_reach_the_network(capsys):
     assert status == 0, err
     assert ("MLP(layers=[64, 16, 10], activation='tanh', output='softmax', "
             "loss='cross_entropy', dtype='float32')") in out
-    assert "4 epochs, lr 0.1, batch 20, momentum 0.5, seed 0" in out
+    assert ("4 epochs, SGD(lr=0.1, momentum=0.5, dampening=0.0, weight_decay=0.0, "
+            "nesterov=False), batch 20, seed 0") in out
     assert final_accuracy(out)[3] == 4
+
+
+def test_optimizer_and_schedule_options(capsys):
+    pytest.importorskip("sklearn")
+    status, out, err = run(capsys, "--optimizer", "adam", "--lr", 0.01, "--weight-decay",
+                           0.001, "--schedule", "step", "--step-size", 2, "--gamma", 0.5,
+                           "--epochs", 5, "--activation", "relu", "--output", "softmax",
+                           "--loss", "cross_entropy")
+    assert status == 0, err
+    assert ("Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.001, "
+            "amsgrad=False), schedule StepLR(step_size=2, gamma=0.5)") in out
+    lrs = [line.split("  lr ")[1].split()[0] for line in out.splitlines()
+           if line.startswith("epoch")]
+    assert lrs == ["0.01", "0.01", "0.005", "0.005", "0.0025"]
+    assert final_accuracy(out)[0] > 0.9
+
+
+def test_optimizer_defaults_to_its_own_lr(capsys):
+    pytest.importorskip("sklearn")
+    status, out, err = run(capsys, "--optimizer", "rmsprop", "--schedule", "cosine",
+                           "--epochs", 2)
+    assert status == 0, err
+    assert "RMSprop(lr=0.01," in out and "CosineAnnealingLR(T_max=2" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--optimizer", "adam", "--momentum", "0.9"), "--momentum"),
+    (("--optimizer", "rprop", "--weight-decay", "0.1"), "--weight-decay"),
+    (("--schedule", "cosine", "--gamma", "0.5"), "--gamma"),
+    (("--step-size", "3",), "--step-size"),
+    (("--optimizer", "lbfgs"), "--optimizer"),
+])
+def test_bad_optimizer_options_are_usage_errors(capsys, args, message):
+    status, out, err = run(capsys, *args)
+    assert status == 2 and message in err and out == ""
 
 
 def test_quiet_prints_only_the_result(capsys):

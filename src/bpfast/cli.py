@@ -2,11 +2,13 @@
 
     bpfast                       # = bpfast train: digits 8x8, layers 64,32,10, 30 epochs
     bpfast train --data mnist --mnist-dir shared/data/mnist --save net.npz --plot curves.png
+    bpfast train --optimizer adam --lr 1e-3 --schedule cosine
     bpfast trace                 # the tutorial's 1-1-1 network, one backpropagation step
     bpfast predict --model net.npz samples.npy
     bpfast export net.npz net.onnx   # or net.pt: the torch.nn.Sequential (bpfast.export)
 
-Only the public API (MLP, load, datasets, plot) is used here.  Every bad
+Only the public API (MLP, load, datasets, optim, plot) and the one table of
+activation and loss names (bpfast._layout) are used here.  Every bad
 argument or file ends in one line ``bpfast: error: ...`` on stderr and exit
 status 2; a diverging run ends in one line and exit status 1.
 """
@@ -20,12 +22,13 @@ import warnings
 
 import numpy as np
 
-from . import MLP, DivergenceError, __version__, datasets, load
+from . import MLP, DivergenceError, __version__, datasets, load, optim
+from ._layout import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 
 __all__ = ["main"]
 
-HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUTS = ("sigmoid", "softmax", "identity", "tanh", "relu")
+SGD_LR = 3.0        # --lr's default for the default SGD: the tutorials' sigmoid/mse network
+SCHEDULES = ("none", "step", "exponential", "cosine", "plateau")
 DEFAULT_LAYERS = {"digits": [64, 32, 10], "mnist": [784, 30, 10]}
 N_CLASSES = 10      # both data sets are images of the digits 0-9
 # The held-out quarter of scikit-learn's 1797 digits; fixed so that runs with
@@ -117,18 +120,37 @@ def _build_parser():
     train.add_argument("--layers", type=_layer_sizes, metavar="N0,N1,...",
                        help="layer sizes including input and output "
                        "(default: 64,32,10 for digits, 784,30,10 for mnist)")
-    train.add_argument("--activation", choices=HIDDEN, default="sigmoid",
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
                        help="hidden activation (default: sigmoid)")
-    train.add_argument("--output", choices=OUTPUTS, default="sigmoid",
+    train.add_argument("--output", choices=OUTPUT_ACTIVATIONS, default="sigmoid",
                        help="output activation (default: sigmoid)")
-    train.add_argument("--loss", choices=("mse", "cross_entropy"), default="mse",
+    train.add_argument("--loss", choices=tuple(LOSSES), default="mse",
                        help="loss (default: mse); cross_entropy needs output softmax or sigmoid")
     train.add_argument("--epochs", type=_positive_int, default=30, help="(default: 30)")
-    train.add_argument("--lr", type=_real(0, strict=True), default=3.0,
-                       help="learning rate (default: 3.0, for sigmoid/mse; "
-                       "try 0.1 with softmax/cross_entropy or relu)")
+    train.add_argument("--optimizer", choices=tuple(optim.OPTIMIZERS), default="sgd",
+                       help="update rule, as the torch.optim class of that name, with its "
+                       "defaults (default: sgd)")
+    train.add_argument("--lr", type=_real(0, strict=True), default=None,
+                       help=f"learning rate (default: {SGD_LR:g} for sgd, for sigmoid/mse; "
+                       "try 0.1 with softmax/cross_entropy or relu; the optimizer's own "
+                       "default otherwise, e.g. 0.001 for adam)")
+    train.add_argument("--momentum", type=_real(0, strict=False), default=None,
+                       help="momentum of sgd or rmsprop (default: 0)")
+    train.add_argument("--weight-decay", type=_real(0, strict=False), default=None,
+                       help="L2 weight decay, as torch.optim's weight_decay (default: the "
+                       "optimizer's: 0, or 0.01 for adamw)")
+    train.add_argument("--schedule", choices=SCHEDULES, default="none",
+                       help="learning-rate schedule, stepped after every epoch: step (x gamma "
+                       "every --step-size epochs), exponential (x gamma every epoch), cosine "
+                       "(annealed to 0 over --epochs), plateau (x 0.1 when the test loss has "
+                       "not improved for 5 epochs) (default: none)")
+    train.add_argument("--gamma", type=_real(0, strict=True), default=None,
+                       help="factor of the step and exponential schedules (default: 0.1 for "
+                       "step, 0.9 for exponential)")
+    train.add_argument("--step-size", type=_positive_int, default=None,
+                       help="epochs between two steps of the step schedule (default: a third "
+                       "of --epochs)")
     train.add_argument("--batch-size", type=_positive_int, default=10, help="(default: 10)")
-    train.add_argument("--momentum", type=_real(0, strict=False), default=0.0, help="(default: 0)")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="(default: float64)")
     train.add_argument("--seed", type=int, default=0,
@@ -286,8 +308,47 @@ def _epoch_printer(epochs):
     def show(epoch, logs):
         print(f"epoch {epoch + 1:{width}d}/{epochs}  loss {logs['loss']:.4f}  "
               f"acc {logs['accuracy']:.4f}  test loss {logs['val_loss']:.4f}  "
-              f"test acc {logs['val_accuracy']:.4f}  ({logs['seconds']:.3f} s)", flush=True)
+              f"test acc {logs['val_accuracy']:.4f}  lr {logs['lr']:.4g}  "
+              f"({logs['seconds']:.3f} s)", flush=True)
     return show
+
+
+def make_optimizer(args):
+    """The bpfast.optim optimizer of --optimizer, --lr, --momentum, --weight-decay."""
+    cls = optim.OPTIMIZERS[args.optimizer]
+    kwargs = {}
+    if args.lr is not None or cls is optim.SGD:
+        kwargs["lr"] = SGD_LR if args.lr is None else args.lr
+    if args.momentum is not None:
+        if cls not in (optim.SGD, optim.RMSprop):
+            raise UsageError(f"--momentum: only sgd and rmsprop have momentum; got "
+                             f"--optimizer {args.optimizer}")
+        kwargs["momentum"] = args.momentum
+    if args.weight_decay is not None:
+        if cls is optim.Rprop:
+            raise UsageError("--weight-decay: rprop has no weight decay")
+        kwargs["weight_decay"] = args.weight_decay
+    return cls(**kwargs)
+
+
+def make_schedule(args):
+    """The bpfast.optim schedule of --schedule, --gamma, --step-size (None for none)."""
+    if args.schedule != "step" and args.step_size is not None:
+        raise UsageError(f"--step-size: only the step schedule has one; got --schedule "
+                         f"{args.schedule}")
+    if args.schedule not in ("step", "exponential") and args.gamma is not None:
+        raise UsageError(f"--gamma: only the step and exponential schedules have one; got "
+                         f"--schedule {args.schedule}")
+    if args.schedule == "step":
+        return optim.StepLR(args.step_size or max(1, args.epochs // 3),
+                            gamma=0.1 if args.gamma is None else args.gamma)
+    if args.schedule == "exponential":
+        return optim.ExponentialLR(0.9 if args.gamma is None else args.gamma)
+    if args.schedule == "cosine":
+        return optim.CosineAnnealingLR(T_max=args.epochs)
+    if args.schedule == "plateau":
+        return optim.ReduceLROnPlateau(monitor="val_loss", patience=5)
+    return None
 
 
 def run_train(args):
@@ -304,6 +365,7 @@ def run_train(args):
             plot._file_format(args.plot)
         except ValueError as exc:
             raise UsageError(f"--plot: {str(exc).removeprefix('path: ')}") from None
+    optimizer, schedule = make_optimizer(args), make_schedule(args)
     X_train, y_train, X_test, y_test, name = load_data(args)
     layers = args.layers or DEFAULT_LAYERS[args.data]
     _check_layers(layers, X_train.shape[1], N_CLASSES, name)
@@ -312,11 +374,12 @@ def run_train(args):
     if not args.quiet:
         print(f"data: {name}, {len(X_train)} train / {len(X_test)} test samples")
         print(f"network: {net}, {net.n_params} parameters")
-        print(f"training: {args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}, "
-              f"momentum {args.momentum:g}, seed {args.seed}")
+        print(f"training: {args.epochs} epochs, {optimizer!r}"
+              f"{'' if schedule is None else f', schedule {schedule!r}'}, "
+              f"batch {args.batch_size}, seed {args.seed}")
     start = time.perf_counter()
-    history = net.fit(X_train, y_train, epochs=args.epochs, lr=args.lr,
-                      batch_size=args.batch_size, momentum=args.momentum, seed=args.seed,
+    history = net.fit(X_train, y_train, epochs=args.epochs, optimizer=optimizer,
+                      schedule=schedule, batch_size=args.batch_size, seed=args.seed,
                       validation_data=(X_test, y_test), progress=False,
                       callbacks=() if args.quiet else (_epoch_printer(args.epochs),),
                       n_threads=args.threads)
@@ -324,7 +387,7 @@ def run_train(args):
     accuracy = history.history[-1]["val_accuracy"]
     print(f"test accuracy {100 * accuracy:.2f}% ({round(accuracy * len(X_test))}/"
           f"{len(X_test)}) after {len(history)} epoch{'s' * (len(history) != 1)}, {seconds:.2f} s")
-    hint = _chance_level_hint(net, args, accuracy, X_test)
+    hint = _chance_level_hint(net, args, accuracy, X_test, history.history[0]["lr"])
     if hint:
         print(f"bpfast: warning: {hint}", file=sys.stderr)
     if args.save:
@@ -335,7 +398,7 @@ def run_train(args):
     return 0
 
 
-def _chance_level_hint(net, args, accuracy, X_test):
+def _chance_level_hint(net, args, accuracy, X_test, lr):
     """A hint when training ended at chance level (and did not diverge), else None.
 
     Saturated units (|z| > 15 for sigmoid/tanh, relu never positive) or outputs that
@@ -348,12 +411,15 @@ def _chance_level_hint(net, args, accuracy, X_test):
     outputs = net.forward(X_test)
     saturated = (args.activation != "identity" and stuck.mean() > 0.5) \
         or float(np.ptp(outputs, axis=0).max()) < 1e-6
-    suggested = 3.0 if (args.output, args.loss) == ("sigmoid", "mse") else 0.1
+    if args.optimizer != "sgd":
+        suggested = optim.OPTIMIZERS[args.optimizer]().lr
+    else:
+        suggested = SGD_LR if (args.output, args.loss) == ("sigmoid", "mse") else 0.1
     text = (f"test accuracy {100 * accuracy:.2f}% is chance level for {N_CLASSES} classes"
             + (" and the units are saturated" if saturated else "") + ": ")
-    if saturated or args.lr > suggested:
-        return text + f"the learning rate {args.lr:g} may be too large (try --lr {suggested:g})"
-    return text + (f"the learning rate {args.lr:g} may be too small or the training too "
+    if saturated or lr > suggested:
+        return text + f"the learning rate {lr:g} may be too large (try --lr {suggested:g})"
+    return text + (f"the learning rate {lr:g} may be too small or the training too "
                    f"short (try --lr {suggested:g} or more --epochs)")
 
 

@@ -580,6 +580,11 @@ class ReduceLROnPlateau(Schedule):
                 f"cooldown={self.cooldown!r}, min_lr={self.min_lr!r})")
 
 
+# The names the command line (and anyone choosing by name) uses.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+              "adagrad": Adagrad, "rprop": Rprop}
+
+
 def check_optimizer(value):
     """An Optimizer instance (fit's `optimizer=`)."""
     if not isinstance(value, Optimizer):

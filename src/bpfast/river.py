@@ -39,11 +39,11 @@ import numpy as np
 from river import base
 
 from . import _validate
+from ._layout import HIDDEN_ACTIVATIONS
 from .mlp import MLP
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
-_HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 
 
 def _sorted_names(names):
@@ -86,7 +86,7 @@ class _OnlineMLP(base.Base):
             raise TypeError(f"nesterov: expected True or False; got {self.nesterov!r}")
         return dict(
             hidden=hidden,
-            activation=v.check_choice("activation", self.activation, _HIDDEN),
+            activation=v.check_choice("activation", self.activation, HIDDEN_ACTIVATIONS),
             lr=v.check_real("lr", self.lr, positive=True),
             momentum=momentum,
             nesterov=bool(self.nesterov) and momentum > 0,
