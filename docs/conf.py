@@ -89,13 +89,23 @@ html_static_path = []
 pygments_style = "sphinx"
 
 
-def _literal_bars(app, what, name, obj, options, lines):
-    """gradcheck's docstring writes |g − ĝ| as plain text; reST reads |...| as a
-    substitution.  Show those formulas as code (the fix belongs in gradcheck.py)."""
-    if name == "bpfast.gradcheck":
-        lines[:] = [line.replace("|g − ĝ| / max(|g|, |ĝ|, 1e-8)",
-                                 "``|g − ĝ| / max(|g|, |ĝ|, 1e-8)``") for line in lines]
+def _write_help_texts():
+    """docs/_generated/COMMAND-help.txt: the command line's own --help, so the guide
+    shows what the installed version prints (written at every build, not kept in git)."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from bpfast import cli
+
+    folder = Path(__file__).parent / "_generated"
+    folder.mkdir(exist_ok=True)
+    for command in ("train", "trace", "predict", "export"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            os.environ["COLUMNS"] = "90"
+            cli.main([command, "--help"])
+        (folder / f"{command}-help.txt").write_text(f"$ bpfast {command} --help\n" + out.getvalue())
 
 
-def setup(app):
-    app.connect("autodoc-process-docstring", _literal_bars)
+_write_help_texts()

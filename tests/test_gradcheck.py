@@ -221,7 +221,10 @@ def test_a_trained_network_with_tiny_gradients_checks_cleanly(digits, dtype):
     grad_w, grad_b = net.gradients(X[:3], y[:3])
     g = np.concatenate([np.abs(gw).ravel() for gw in grad_w])
     assert np.sum((g > 0) & (g < 1e-6 * g.max())) > 10       # the tiny entries are there
-    assert bpfast.gradcheck(net, X[:3], y[:3]) < {"float64": 1e-6, "float32": 1e-4}[dtype]
+    relative = bpfast.gradcheck(net, X[:3], y[:3], floor="relative")
+    assert relative < {"float64": 1e-6, "float32": 1e-4}[dtype]
+    # the contract's default floor (1e-8) judges the tiny entries by themselves
+    assert bpfast.gradcheck(net, X[:3], y[:3]) >= relative
 
 
 def test_the_floor_is_relative_to_the_largest_gradient(monkeypatch):
@@ -243,10 +246,19 @@ def test_the_floor_is_relative_to_the_largest_gradient(monkeypatch):
         return gw, gb
 
     monkeypatch.setattr(bpfast.MLP, "gradients", gradients)
-    error = bpfast.gradcheck(net, X, rows)
+    error = bpfast.gradcheck(net, X, rows, floor="relative")
     # The floor s = 1e-3 * largest, not the entry itself (which would give about 1).
     assert error == pytest.approx(shift / (1e-3 * largest), rel=1e-2)
     assert error > 1e3 * MAX_ERROR["float64"]        # still far above a correct gradient
+    assert bpfast.gradcheck(net, X, rows) == pytest.approx(1.0, abs=1e-2)   # floor 1e-8
+
+
+@pytest.mark.parametrize("floor,error", [(0, ValueError), (-1.0, ValueError),
+                                         ("absolute", ValueError), (None, TypeError)])
+def test_bad_floor_is_rejected(floor, error):
+    net = _network([3, 2, 2], "tanh", "softmax", "cross_entropy", seed=0)
+    with pytest.raises(error, match="floor"):
+        bpfast.gradcheck(net, np.zeros((2, 3)), [0, 1], floor=floor)
 
 
 def test_uses_only_the_networks_interface():

@@ -24,7 +24,7 @@ def _flat(grad_w, grad_b):
                            for gw, gb in zip(grad_w, grad_b)]).astype(np.float64)
 
 
-def gradcheck(net, X, Y, eps=None):
+def gradcheck(net, X, Y, eps=None, *, floor=1e-8):
     """Max relative error of ``net.gradients(X, Y)`` against central differences.
 
     Parameters
@@ -33,13 +33,19 @@ def gradcheck(net, X, Y, eps=None):
     X, Y : inputs and targets, as for ``net.gradients``.
     eps : float in (0, 1), default 1e-5
         Step of the central difference ĝ = (L(p + eps) − L(p − eps)) / (2·eps).
+    floor : float > 0 or "relative", default 1e-8
+        The smallest denominator s of the relative error (the contract's
+        1e-8 by default).  "relative" uses ``s = max(1e-8, 1e-3·max_k |ĝ_k|)``:
+        entries below 1/1000 of the largest gradient are judged by their
+        absolute error on that scale, which is what to use on a trained
+        network (see Notes).
 
     Returns
     -------
     float
-        max over all parameters of |g − ĝ| / max(|g|, |ĝ|, s), with the floor
-        s = max(1e-8, 1e-3·max_k |ĝ_k|).  About 1e-7 (float64) or 1e-5
-        (float32) for correct gradients; a wrong one gives 1e-2 or more.
+        max over all parameters of ``|g − ĝ| / max(|g|, |ĝ|, s)``, with the
+        floor s of `floor`.  About 1e-7 (float64) or 1e-5 (float32) for
+        correct gradients of a fresh network; a wrong one gives 1e-2 or more.
 
     Notes
     -----
@@ -49,17 +55,17 @@ def gradcheck(net, X, Y, eps=None):
     network's lock; the network is not changed.
 
     Why the floor is relative to the largest gradient: in a trained network
-    many gradients are tiny (a saturated sigmoid unit gives |g| ≈ 1e-9 next
+    many gradients are tiny (a saturated sigmoid unit gives ``|g| ≈ 1e-9`` next
     to a largest entry of 1e-2).  Their absolute error is set by rounding in
     the sums that produce every entry — about 1e-7 of the largest terms in
     float32, and ≈ 1e-16·L/eps in the central difference — so the error
     *relative to themselves* measures only rounding: on a 784-30-10 network
     after one epoch of MNIST, the bare 1e-8 floor reported 3e-2 (float32) and
-    1e-4 (float64) for correct gradients.  Entries below 1/1000 of the
-    largest are therefore judged by their absolute error on that scale (as
-    ``numpy.allclose`` uses an ``atol``); the same network then checks at
-    3e-5 and 7e-8.  When the largest gradient is under 1e-5 the floor is the
-    plain 1e-8.
+    1e-4 (float64) for correct gradients.  With ``floor="relative"`` entries
+    below 1/1000 of the largest are judged by their absolute error on that
+    scale (as ``numpy.allclose`` uses an ``atol``); the same network then
+    checks at 3e-5 and 7e-8.  When the largest gradient is under 1e-5 the
+    relative floor is the plain 1e-8.
     """
     from ._validate import check_real
     from .mlp import MLP
@@ -67,6 +73,10 @@ def gradcheck(net, X, Y, eps=None):
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected a bpfast.MLP; got {type(net).__name__}")
     eps = 1e-5 if eps is None else check_real("eps", eps, positive=True, below=1.0)
+    if not (isinstance(floor, str) and floor == "relative"):
+        floor = check_real("floor", floor, positive=True) if not isinstance(floor, str) else None
+        if floor is None:
+            raise ValueError("floor: expected a number > 0 or 'relative'")
     X, targets, _ = net._data(X, Y)                  # validates X and Y, names them
     Y = targets.labels if targets.labels.size else targets.rows
     weights, biases = net._parameters()              # one consistent state, under the lock
@@ -91,6 +101,7 @@ def gradcheck(net, X, Y, eps=None):
                 p[index] = value
                 numeric[r] = (up - down) / (2 * eps)
                 r += 1
-    floor = max(1e-8, SCALE_FLOOR * float(np.max(np.abs(numeric))))
+    if floor == "relative":
+        floor = max(1e-8, SCALE_FLOOR * float(np.max(np.abs(numeric))))
     scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
     return float(np.max(np.abs(analytic - numeric) / scale))

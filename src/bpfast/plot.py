@@ -201,8 +201,8 @@ def trace_step(tr, path=None, ax=None):
     update −lr·∂L/∂w: blue where the step increases the weight, red where it
     decreases it, wider for a larger change.  With ``tr.lr`` None the picture
     uses lr = 1, i.e. shows −∂L/∂w, and the colour bar says so.  Large
-    layers are summarised: at most 12 units per layer (largest |δ|; largest
-    |a| for the input) and at most 48 weights per layer (largest |∂L/∂w|),
+    layers are summarised: at most 12 units per layer (largest ``|δ|``; largest
+    ``|a|`` for the input) and at most 48 weights per layer (largest ``|∂L/∂w|``),
     with a note of what is left out.
 
     Why a negative gradient is drawn as an increase: gradient descent moves
