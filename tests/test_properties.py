@@ -17,7 +17,12 @@ contract:
   buffer and shuffling generator;
 * inputs are never written, read-only inputs work, and the layout or encoding
   of the same values never changes a result (bit for bit);
-* results agree with the plain-NumPy oracle in ``tests/reference.py``.
+* results agree with the plain-NumPy oracle in ``tests/reference.py``;
+* every bpfast.optim rule, with any valid hyperparameters, makes torch.optim's
+  update (written out in NumPy below, as an oracle independent of torch), and
+  fit/step with any optimizer, batch size, thread count and schedule give a
+  finite result or a clear error that changed neither the network nor the
+  optimizer's state.
 
 The profile "ci" (registered here and used by default) keeps the file to
 seconds; ``BPFAST_HYPOTHESIS_PROFILE=dev`` explores a hundred times more.
@@ -809,3 +814,164 @@ def test_save_and_load_accept_a_bytes_path(tmp_path):
     path = os.fsencode(tmp_path / "model.npz")
     net.save(path)
     np.testing.assert_array_equal(bpfast.load(path)._params, net._params, strict=True)
+
+
+# ---------------------------------------------------------------- optimizers
+
+from bpfast import optim  # noqa: E402
+
+# Valid hyperparameters of every optimizer, drawn per rule.
+OPTIMIZER_ARGS = {
+    optim.SGD: dict(momentum=st.sampled_from([0.0, 0.5, 0.9]),
+                    dampening=st.sampled_from([0.0, 0.3]),
+                    weight_decay=st.sampled_from([0.0, 0.01])),
+    optim.Adam: dict(betas=st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.0)]),
+                     eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.sampled_from([0.0, 0.1]),
+                     amsgrad=st.booleans()),
+    optim.AdamW: dict(weight_decay=st.sampled_from([0.0, 0.01, 0.5]), amsgrad=st.booleans()),
+    optim.RMSprop: dict(alpha=st.sampled_from([0.0, 0.9, 0.99]), momentum=st.sampled_from([0.0, 0.5]),
+                        centered=st.booleans(), weight_decay=st.sampled_from([0.0, 0.01])),
+    optim.Adagrad: dict(lr_decay=st.sampled_from([0.0, 0.1]),
+                        initial_accumulator_value=st.sampled_from([0.0, 0.5]),
+                        weight_decay=st.sampled_from([0.0, 0.01])),
+    optim.Rprop: dict(etas=st.sampled_from([(0.5, 1.2), (0.1, 3.0)]),
+                      step_sizes=st.sampled_from([(1e-6, 50.0), (0.0, 1e-3)])),
+}
+
+
+@st.composite
+def optimizers(draw):
+    cls = draw(st.sampled_from(list(OPTIMIZER_ARGS)))
+    kw = {k: draw(v) for k, v in OPTIMIZER_ARGS[cls].items()}
+    if cls is optim.SGD and kw["momentum"] > 0 and kw["dampening"] == 0:
+        kw["nesterov"] = draw(st.booleans())
+    kw["lr"] = draw(st.sampled_from([1e-3, 0.1, 1.0]))
+    return cls(**kw)
+
+
+def optimizer_state(opt):
+    import pickle
+    return pickle.dumps((opt.state_dict()["state"], opt.steps, opt.lr))
+
+
+def numpy_step(opt, state, params, grads, t):
+    """torch.optim's single-tensor update of one parameter array, in float64 NumPy:
+    the oracle the kernel's rules are held to (independent of torch and of bpfast)."""
+    h = opt._hyperparameters()
+    p, g = params.astype(np.float64), grads.astype(np.float64)
+    wd = h.get("weight_decay", 0.0)
+    if isinstance(opt, optim.Adam):
+        (b1, b2), eps = h["betas"], h["eps"]
+        if isinstance(opt, optim.AdamW):
+            p = p * (1 - h["lr"] * wd)
+        else:
+            g = g + wd * p
+        m = state.get("m", 0 * p) + (1 - b1) * (g - state.get("m", 0 * p))
+        v = b2 * state.get("v", 0 * p) + (1 - b2) * g * g
+        state.update(m=m, v=v)
+        if h["amsgrad"]:
+            v = np.maximum(state.get("vmax", 0 * p), v)
+            state["vmax"] = v
+        return p - h["lr"] / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+    if isinstance(opt, optim.SGD):
+        g = g + wd * p
+        if h["momentum"]:
+            buf = g if t == 1 else h["momentum"] * state["buf"] + (1 - h["dampening"]) * g
+            state["buf"] = buf
+            g = g + h["momentum"] * buf if h["nesterov"] else buf
+        return p - h["lr"] * g
+    if isinstance(opt, optim.RMSprop):
+        g = g + wd * p
+        a = h["alpha"]
+        sq = a * state.get("sq", 0 * p) + (1 - a) * g * g
+        state["sq"] = sq
+        if h["centered"]:
+            ga = state.get("ga", 0 * p) + (1 - a) * (g - state.get("ga", 0 * p))
+            state["ga"] = ga
+            avg = np.sqrt(sq - ga * ga) + h["eps"]
+        else:
+            avg = np.sqrt(sq) + h["eps"]
+        if h["momentum"] > 0:
+            state["buf"] = h["momentum"] * state.get("buf", 0 * p) + g / avg
+            return p - h["lr"] * state["buf"]
+        return p - h["lr"] * g / avg
+    if isinstance(opt, optim.Adagrad):
+        g = g + wd * p
+        acc = state.get("sum", 0 * p + h["initial_accumulator_value"]) + g * g
+        state["sum"] = acc
+        return p - h["lr"] / (1 + (t - 1) * h["lr_decay"]) * g / (np.sqrt(acc) + h["eps"])
+    (eta_minus, eta_plus), (lo, hi) = h["etas"], h["step_sizes"]       # Rprop
+    prev, step = state.get("prev", 0 * p), state.get("step", 0 * p + h["lr"])
+    product = g * prev
+    step = np.clip(step * np.where(product > 0, eta_plus, np.where(product < 0, eta_minus, 1)),
+                   lo, hi)
+    g = np.where(product < 0, 0, g)
+    state.update(prev=g, step=step)
+    return p - np.sign(g) * step
+
+
+@PROFILE
+@given(problem=problems(max_samples=5), opt=optimizers(), steps=st.integers(1, 3))
+def test_every_rule_is_its_algorithm(problem, opt, steps):
+    """Steps of every optimizer equal torch's formulas applied in NumPy to gradients()."""
+    spec, X, Y = problem
+    net = make_net(spec)
+    params = [np.array(p, dtype=np.float64) for p in net._param_views(net._params)]
+    states = [{} for _ in params]
+    for t in range(1, steps + 1):
+        grad_w, grad_b = net.gradients(X, Y)
+        grads = [g for pair in zip(grad_w, grad_b) for g in pair]
+        expected = [numpy_step(opt, s, p, g, t) for s, p, g in zip(states, params, grads)]
+        try:
+            net.step(X, Y, opt)
+        except bpfast.DivergenceError:
+            assert bpfast._dispatch.kernel.all_finite(net._params)
+            return
+        params = [np.array(p, dtype=np.float64) for p in net._param_views(net._params)]
+        rtol, atol = (1e-4, 1e-5) if spec["dtype"] == "float32" else (1e-9, 1e-12)
+        for got, want in zip(params, expected):
+            assert np.all(np.isfinite(got))
+            # rounding near a sign change of Rprop's product can flip a branch; keep to
+            # values the formulas determine
+            if not isinstance(opt, optim.Rprop) or spec["dtype"] == "float64":
+                np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * max(1, np.abs(want).max()))
+        params = expected if spec["dtype"] == "float64" else params
+
+
+@PROFILE
+@given(problem=problems(), opt=optimizers(), data=st.data())
+def test_optimizer_fits_give_a_result_or_a_clear_error(problem, opt, data):
+    """fit and step with any optimizer, batch size and thread count: a finite result,
+    a clear error that changed neither the network nor the optimizer, or a divergence
+    that restored a finite state."""
+    spec, X, Y = problem
+    net = make_net(spec)
+    entry = data.draw(st.sampled_from(["fit", "step"]))
+    kw = dict(batch_size=data.draw(st.one_of(st.integers(1, 7), JUNK)),
+              n_threads=data.draw(st.one_of(st.integers(1, 3), JUNK)),
+              epochs=data.draw(st.integers(1, 2)), shuffle=data.draw(st.booleans()),
+              progress=False, optimizer=opt,
+              schedule=data.draw(st.sampled_from([None, optim.StepLR(1, 0.5),
+                                                  optim.CosineAnnealingLR(2)])))
+    bad_xy = data.draw(st.sampled_from([None, "nan", "shape"]))
+    Xc = X.astype(np.float64)
+    if bad_xy == "nan":
+        Xc = Xc.copy()
+        Xc.flat[0] = np.nan
+    elif bad_xy == "shape":
+        Xc = Xc.reshape(-1)[:-1] if Xc.size > 1 else np.zeros(Xc.size + 1)
+    before, opt_before = state_of(net), optimizer_state(opt)
+    try:
+        if entry == "fit":
+            net.fit(Xc, Y, **kw)
+        else:
+            net.step(Xc, Y, opt)
+    except ALLOWED as exc:
+        assert state_of(net) == before, f"{entry} raised {exc!r} but changed the network"
+        assert optimizer_state(opt) == opt_before, f"{entry} raised {exc!r} but changed {opt!r}"
+        return
+    except bpfast.DivergenceError:
+        assert bpfast._dispatch.kernel.all_finite(net._params)
+        return
+    assert bad_xy is None
+    assert bpfast._dispatch.kernel.all_finite(net._params)
