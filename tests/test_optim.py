@@ -44,6 +44,8 @@ CONFIGS = {
                                                   weight_decay=0.02)),
     "rprop": (optim.Rprop, dict()),
     "rprop-custom": (optim.Rprop, dict(lr=0.003, etas=(0.3, 1.5), step_sizes=(1e-4, 0.1))),
+    "adamax": (optim.Adamax, dict()),
+    "adamax-wd": (optim.Adamax, dict(lr=0.01, betas=(0.8, 0.9), eps=1e-4, weight_decay=0.05)),
 }
 # (layers, activation, output, loss, targets)
 NETWORKS = {
@@ -151,7 +153,7 @@ def test_trajectory_equals_torch_optim(config, network, batch_size, n_threads, d
 
 @pytest.mark.parametrize("config", ["sgd-momentum-dampening", "adam-amsgrad", "adamw",
                                     "rmsprop-centered-momentum-wd", "adagrad-decay-init-wd",
-                                    "rprop"])
+                                    "rprop", "adamax-wd"])
 def test_state_dict_equals_torchs(config):
     """After the same steps, our state_dict holds torch's state, array for array."""
     opt_class, hyper = CONFIGS[config]
@@ -389,6 +391,7 @@ BAD_HYPERPARAMETERS = [
     (optim.Rprop, dict(etas=(1.5, 1.2)), ValueError, "etas"),
     (optim.Rprop, dict(etas=(0.5, 0.9)), ValueError, "etas"),
     (optim.Rprop, dict(step_sizes=(1.0, 0.1)), ValueError, "step_sizes"),
+    (optim.Adamax, dict(betas=(0.9, 1.5)), ValueError, r"betas\[1\]"),
     (optim.StepLR, dict(step_size=0), ValueError, "step_size"),
     (optim.StepLR, dict(step_size=2, gamma=0), ValueError, "gamma"),
     (optim.ExponentialLR, dict(gamma=-1), ValueError, "gamma"),

@@ -834,6 +834,8 @@ OPTIMIZER_ARGS = {
     optim.Adagrad: dict(lr_decay=st.sampled_from([0.0, 0.1]),
                         initial_accumulator_value=st.sampled_from([0.0, 0.5]),
                         weight_decay=st.sampled_from([0.0, 0.01])),
+    optim.Adamax: dict(betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5)]),
+                       eps=st.sampled_from([1e-8, 1e-2]), weight_decay=st.sampled_from([0.0, 0.1])),
     optim.Rprop: dict(etas=st.sampled_from([(0.5, 1.2), (0.1, 3.0)]),
                       step_sizes=st.sampled_from([(1e-6, 50.0), (0.0, 1e-3)])),
 }
@@ -873,6 +875,13 @@ def numpy_step(opt, state, params, grads, t):
             v = np.maximum(state.get("vmax", 0 * p), v)
             state["vmax"] = v
         return p - h["lr"] / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+    if isinstance(opt, optim.Adamax):
+        g = g + wd * p
+        (b1, b2), eps = h["betas"], h["eps"]
+        m = state.get("m", 0 * p) + (1 - b1) * (g - state.get("m", 0 * p))
+        u = np.maximum(b2 * state.get("u", 0 * p), np.abs(g) + eps)
+        state.update(m=m, u=u)
+        return p - h["lr"] / (1 - b1 ** t) * m / u
     if isinstance(opt, optim.SGD):
         g = g + wd * p
         if h["momentum"]:

@@ -24,6 +24,7 @@ cdef enum:
     RULE_RMSPROP = 2
     RULE_ADAGRAD = 3
     RULE_RPROP = 4
+    RULE_ADAMAX = 5
 
 # Positions in `hyper` (shared with bpfast.optim).  The first three are
 # common to every rule; the rule's own follow from H_ARGS.
@@ -222,6 +223,32 @@ cdef void rprop_rule(const Rule* r, floating* p, floating* g_sum, floating* s, P
         prev[k] = g
 
 
+cdef void adamax_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py_ssize_t n,
+                      floating scale, floating wd) noexcept nogil:
+    """torch.optim.Adamax.  h = (beta1, beta2, eps); slots exp_avg, exp_inf.
+
+    g = mean grad + wd p;  m += (1 - beta1)(g - m);  u = max(beta2 u, |g| + eps);
+    p -= lr / (1 - beta1^t) · m / u.
+    """
+    cdef Py_ssize_t k
+    cdef floating* m = s
+    cdef floating* u = s + r.stride
+    cdef floating one_m_b1 = <floating>(1 - r.h[0]), b2 = <floating>r.h[1]
+    cdef floating eps = <floating>r.h[2]
+    cdef floating clr = <floating>(r.lr / (1 - pow(r.h[0], r.step)))
+    cdef floating g, m_k, u_k, g_abs
+    for k in range(n):
+        g = g_sum[k] * scale + wd * p[k]
+        g_sum[k] = 0
+        m_k = m[k] + one_m_b1 * (g - m[k])
+        m[k] = m_k
+        g_abs = (g if g >= 0 else -g) + eps
+        u_k = b2 * u[k]
+        u_k = u_k if u_k > g_abs else g_abs
+        u[k] = u_k
+        p[k] -= clr * (m_k / u_k)
+
+
 cdef inline void apply_rule(const Rule* r, floating* p, floating* g_sum, floating* s,
                             Py_ssize_t n, floating scale, floating wd) noexcept nogil:
     """The one place where a rule is chosen."""
@@ -235,3 +262,5 @@ cdef inline void apply_rule(const Rule* r, floating* p, floating* g_sum, floatin
         adagrad_rule(r, p, g_sum, s, n, scale, wd)
     elif r.code == RULE_RPROP:
         rprop_rule(r, p, g_sum, s, n, scale, wd)
+    elif r.code == RULE_ADAMAX:
+        adamax_rule(r, p, g_sum, s, n, scale, wd)

@@ -34,11 +34,11 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Rprop",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Rprop", "Adamax",
            "Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 # Rule codes shared with the kernel (_update.pxi, RULE_*).
-_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP = range(5)
+_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP, _ADAMAX = range(6)
 
 
 def _check_bool(name, value):
@@ -419,6 +419,30 @@ class Rprop(Optimizer):
         return self._lr if slot == "step_size" else 0.0
 
 
+class Adamax(Optimizer):
+    """Adamax (Adam with the infinity norm), as torch.optim.Adamax.
+
+    m += (1 − β₁)(g − m);  u = max(β₂·u, |g| + eps);  p ← p − lr/(1 − β₁ᵗ) · m/u.
+    """
+
+    _rule = _ADAMAX
+
+    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr)
+        self.betas = _check_pair("betas", betas, _check_unit)
+        self.eps = _validate.check_real("eps", eps, nonnegative=True)
+        self.weight_decay = _validate.check_real("weight_decay", weight_decay, nonnegative=True)
+
+    def _hyperparameters(self):
+        return dict(lr=self._lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+
+    def _args(self):
+        return (*self.betas, self.eps)
+
+    def _slots(self):
+        return ("exp_avg", "exp_inf")
+
+
 # ====================================================================== schedules
 
 
@@ -582,7 +606,7 @@ class ReduceLROnPlateau(Schedule):
 
 # The names the command line (and anyone choosing by name) uses.
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
-              "adagrad": Adagrad, "rprop": Rprop}
+              "adagrad": Adagrad, "rprop": Rprop, "adamax": Adamax}
 
 
 def check_optimizer(value):
