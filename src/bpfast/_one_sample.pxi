@@ -321,16 +321,16 @@ cdef class OneSample:
         cdef void* sp = NULL
         if not self.sample(x):
             return None
-        kind = self.target(y, &label, &yp)
-        if kind == 0:
-            return None
-        lab = &label if kind == 1 else NULL
         if state is not None and rule.n_slots:
             state_len = rule.n_slots * rule.stride
             sp = cnp.PyArray_DATA(<cnp.ndarray>state)
         xp = data(x)
         self.take(lock)
         try:
+            kind = self.target(y, &label, &yp)     # under the lock: it may write y_row
+            if kind == 0:
+                return None
+            lab = &label if kind == 1 else NULL
             if self.is_double:
                 loss = run_step(&self.net, rule, fused, &self.params_d[0], &self.grad_d[0],
                                 <double*>sp, state_len, &self.backup_d[0], &self.ws_d[0],
