@@ -725,30 +725,37 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     return loss_sum, n_correct
 
 
-def all_finite(const floating[::1] v):
-    """True when no entry of v is NaN or infinite.
+cdef inline bint finite(const floating* v, Py_ssize_t n) noexcept nogil:
+    """True when no entry of v[0:n] is NaN or infinite.
 
     Tests the exponent bits (all ones for NaN and inf) with integer ops, a
     branch-free loop that vectorises, so checking the parameters between
     chunks costs little next to training them.
     """
-    cdef Py_ssize_t k, n = v.shape[0]
+    cdef Py_ssize_t k
     cdef const uint32_t* w32
     cdef const uint64_t* w64
     cdef uint32_t bad32 = 0
     cdef uint64_t bad64 = 0
-    if n == 0:
+    if floating is float:
+        w32 = <const uint32_t*>v
+        for k in range(n):
+            bad32 |= ((w32[k] & 0x7F800000u) == 0x7F800000u)
+    else:
+        w64 = <const uint64_t*>v
+        for k in range(n):
+            bad64 |= ((w64[k] & 0x7FF0000000000000ull) == 0x7FF0000000000000ull)
+    return bad32 == 0 and bad64 == 0
+
+
+def all_finite(const floating[::1] v):
+    """True when no entry of v is NaN or infinite (see finite)."""
+    cdef bint ok
+    if v.shape[0] == 0:
         return True
     with nogil:
-        if floating is float:
-            w32 = <const uint32_t*>&v[0]
-            for k in range(n):
-                bad32 |= ((w32[k] & 0x7F800000u) == 0x7F800000u)
-        else:
-            w64 = <const uint64_t*>&v[0]
-            for k in range(n):
-                bad64 |= ((w64[k] & 0x7FF0000000000000ull) == 0x7FF0000000000000ull)
-    return bad32 == 0 and bad64 == 0
+        ok = finite(&v[0], v.shape[0])
+    return ok
 
 
 def _py_activation(Py_ssize_t code, double z):
@@ -763,3 +770,6 @@ def _py_activation_f32(Py_ssize_t code, float z):
 
 def _py_derivative(Py_ssize_t code, double z, double a):
     return derivative(code, z, a)
+
+
+include "_one_sample.pxi"

@@ -1,5 +1,6 @@
 """The multilayer perceptron: parameters, forward pass, gradients, SGD."""
 
+import functools
 import os
 import threading
 from collections import namedtuple
@@ -306,8 +307,22 @@ class MLP:
 
     # ------------------------------------------------------------ inference
 
+    @functools.cached_property
+    def _one(self):
+        """The kernel's one-sample entry for this network (see _one_sample.pxi).
+
+        forward, predict, sgd_step and step try it first: it does the whole
+        call for a finite (n0,) array of the network's dtype (and a plain
+        label, target or lr), or declines having changed nothing, and the
+        general path below then converts, checks, raises and rolls back.
+        """
+        return _dispatch.kernel.OneSample(self._layout.spec, self._params, self._layout.ws_len)
+
     def forward(self, X):
         """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL)."""
+        out = self._one.forward(X, self._lock)
+        if out is not None:
+            return out
         X, single = self._inputs(X)
         out = np.empty((X.shape[0], self._layout.layers[-1]), dtype=self._dtype)
         empty_rows = np.empty((0, self._layout.layers[-1]), dtype=self._dtype)
@@ -318,6 +333,9 @@ class MLP:
 
     def predict(self, X):
         """Class per sample: argmax of the outputs, or output >= 0.5 for one output."""
+        k = self._one.predict(X, self._lock)
+        if k is not None:
+            return k
         out = self.forward(X)
         if out.shape[-1] == 1:
             classes = (out[..., 0] >= 0.5).astype(np.int64)
@@ -376,6 +394,9 @@ class MLP:
         Returns the mean loss before the update.  Raises DivergenceError (and
         restores the parameters) when the loss or a parameter is not finite.
         """
+        loss = self._one.sgd_step(X, Y, lr, self._lock)
+        if loss is not None:
+            return loss
         X, targets, _ = self._data(X, Y)
         lr = _validate.check_real("lr", lr, positive=True)
         with self._lock:
@@ -391,6 +412,11 @@ class MLP:
         the optimizer's state restored, when the loss or a parameter is not
         finite.
         """
+        fast = getattr(opt, "_kernel_cache", None)      # an optimizer bound to a network
+        if fast is not None and fast[0]() is self:
+            loss = self._one.step(X, Y, *fast[1:], self._lock)
+            if loss is not None:
+                return loss
         X, targets, _ = self._data(X, Y)
         opt = optim.check_optimizer(opt)
         with self._lock:

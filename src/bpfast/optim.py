@@ -71,6 +71,7 @@ class Optimizer:
     """
 
     _rule = None
+    _kernel_cache = None   # (network weakref, code, hyper, state, counters) of the bound network
 
     def __init__(self, lr):
         self.lr = lr
@@ -130,10 +131,27 @@ class Optimizer:
     def _bound_net(self):
         return self._net() if self._net is not None else None
 
+    def __setattr__(self, name, value):
+        # Whatever changes (lr, another hyperparameter, the state, the
+        # binding) makes the kernel's arguments be built again.
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_kernel_cache", None)
+
     def _kernel_args(self, net):
-        """(rule code, hyper, state, counters) for a step of `net`, binding on first use."""
+        """(rule code, hyper, state, counters) for a step of `net`, binding on first use.
+
+        Built once and kept (in ``_kernel_cache``, with the network they are
+        for) until an attribute of the optimizer changes: a one-sample step
+        then costs no array construction.
+        """
         self._bind(net)
-        return self._rule, self._hyper(), self._state, self._counters
+        cache = self._kernel_cache
+        if cache is None:
+            hyper = self._hyper()
+            hyper.setflags(write=False)
+            cache = (self._net, self._rule, hyper, self._state, self._counters)
+            object.__setattr__(self, "_kernel_cache", cache)
+        return cache[1:]
 
     def _bind(self, net):
         bound = self._bound_net()
@@ -253,6 +271,7 @@ class Optimizer:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_net"] = None     # the binding is by identity, which pickling cannot keep
+        state.pop("_kernel_cache", None)
         return state
 
 

@@ -137,7 +137,16 @@ class _OnlineMLP(base.Base):
 
     def _vector(self, x):
         """x as the input vector: known features in place, the rest 0."""
-        vec = np.zeros(len(self._features), dtype=self._net.dtype)
+        features = self._features
+        if len(x) == len(features) and x.keys() >= self._index.keys():
+            # Every known feature given (a stream's usual sample): one conversion.
+            values = [x[name] for name in features]
+            if None not in values:
+                try:
+                    return np.array(values, dtype=self._net.dtype)
+                except (TypeError, ValueError):
+                    pass                  # the loop below names the feature
+        vec = np.zeros(len(features), dtype=self._net.dtype)
         index = self._index
         for name, value in x.items():
             j = index.get(name)
@@ -294,7 +303,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
         p = self._probabilities(self._net.forward(self._vector(x)))
-        return {label: float(p[k]) for k, label in enumerate(self._classes)}
+        return dict(zip(self._classes, p.tolist()))
 
     def predict_proba_many(self, X):
         import pandas as pd

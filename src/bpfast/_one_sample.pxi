@@ -1,0 +1,346 @@
+# One sample at the cost of a NumPy call (docs/design.md, "One-sample
+# latency").  Included by _core.pxi.
+#
+# For one sample of a small network the kernel's work is about a microsecond;
+# what costs is around it: acquiring a typed memoryview costs ~0.3 us per
+# argument, np.empty ~0.2 us, a parameter copy for rollback O(n_params)
+# Python-level work.  `OneSample` is the kernel's entry for that case: made
+# once per network, it holds the spec, the parameters and its own scratch
+# (ws, grad, a rollback copy) as memoryviews taken at construction, and per
+# call it reads the sample through the NumPy C API after checking, in C, what
+# a memoryview would check (1-D, this length, this dtype, native byte order,
+# aligned, C-contiguous) and that it is finite.
+#
+# Each method either does the whole call or declines (returns None), having
+# changed nothing: the general path of bpfast.mlp then runs, with every
+# conversion, every named error and the divergence handling.  So the checks
+# that reject live in one place (bpfast._validate); here are only the
+# conditions for taking the short way, each one cdef function.
+#
+# A step is committed only when it is finite: the kernel copies what the
+# step may write (parameters, optimizer state, step count) into the
+# object's rollback buffer, runs exactly the per-batch code of `train` for
+# one sample (so the result is bit-identical to the general path), checks
+# the loss and every parameter, and on NaN/inf puts the copy back and
+# declines; the general path then repeats the step and raises
+# DivergenceError.  The copy is a memcpy in cache, a small part of the step.
+#
+# Every method takes the network's lock (passed in by the caller, so that a
+# replaced lock is honoured), so the object's scratch is used by one thread
+# at a time.  The short way keeps the GIL (see SMALL_NETWORK).
+
+cimport numpy as cnp
+from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_Check
+from libc.string cimport memcpy
+
+import numpy as np
+
+cdef extern from "Python.h":
+    # With a NULL exception, a huge integer is clipped (then out of range).
+    Py_ssize_t index_clipped "PyNumber_AsSsize_t"(object o, void* exc) except? -1
+
+cnp.import_array()
+
+# The short way holds the GIL (releasing it costs more than a small
+# network's work); a network with a longer parameter buffer than this takes
+# the general path, which releases it, and whose overhead is small next to
+# such a network's work.
+cdef Py_ssize_t SMALL_NETWORK = 1 << 16
+
+
+cdef inline Py_ssize_t n_args(int rule_code) noexcept nogil:
+    """How many numbers of hyper[H_ARGS:] the rule reads (see _update.pxi), -1 if unknown."""
+    if rule_code == RULE_SGD:
+        return 3
+    elif rule_code == RULE_ADAM:
+        return 5
+    elif rule_code == RULE_RMSPROP:
+        return 4
+    elif rule_code == RULE_ADAGRAD:
+        return 2
+    elif rule_code == RULE_RPROP:
+        return 4
+    return -1
+
+
+cdef inline bint is_vector(object v, int typenum, Py_ssize_t n):
+    """v is an ndarray of n entries of typenum, 1-D, C-contiguous, aligned, native order."""
+    if not cnp.PyArray_Check(v):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>v
+    return (cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_DIM(a, 0) == n
+            and cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISCARRAY_RO(a))
+
+
+cdef inline Py_ssize_t size_of(object v):
+    """The number of entries of an ndarray, -1 for anything else."""
+    return cnp.PyArray_SIZE(<cnp.ndarray>v) if cnp.PyArray_Check(v) else -1
+
+
+cdef inline Py_ssize_t rows_of(object v):
+    """The length of the first axis of a 2-D ndarray, -1 for anything else."""
+    if cnp.PyArray_Check(v) and cnp.PyArray_NDIM(<cnp.ndarray>v) == 2:
+        return cnp.PyArray_DIM(<cnp.ndarray>v, 0)
+    return -1
+
+
+cdef inline bint is_matrix(object v, int typenum, Py_ssize_t rows, Py_ssize_t cols):
+    """v is a C-contiguous (rows, cols) ndarray of typenum (an optimizer's buffers)."""
+    if not cnp.PyArray_Check(v):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>v
+    return (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 0) == rows
+            and cnp.PyArray_DIM(a, 1) == cols and cnp.PyArray_TYPE(a) == typenum
+            and cnp.PyArray_ISCARRAY(a))
+
+
+cdef inline const void* data(object v):
+    return cnp.PyArray_DATA(<cnp.ndarray>v)
+
+
+cdef double run_step(const Net* net, Rule* rule, bint fused, floating* params,
+                     floating* grad, floating* state, Py_ssize_t state_len,
+                     floating* backup, floating* ws, const floating* x,
+                     const floating* y, const int64_t* label,
+                     double* counters, bint* committed) noexcept nogil:
+    """One update on one sample, committed only when the loss and every
+    parameter are finite; returns the loss before it.
+
+    The update is `train`'s for a batch of one: the fused plain SGD step, or
+    the gradient followed by the rule.  params, state, counters: IN/OUT
+    (unchanged unless committed).  grad: zeroed scratch, left zeroed.
+    """
+    cdef Py_ssize_t n = net.n_params
+    cdef double stats[2]
+    cdef double step_count = counters[0]
+    stats[0] = 0
+    stats[1] = 0
+    memcpy(backup, params, n * sizeof(floating))
+    if state_len:
+        memcpy(backup + n, state, state_len * sizeof(floating))
+    clear_delta(net, ws)
+    counters[0] += 1
+    if fused:
+        step_one(net, params, ws, x, y, label, 0, <floating>(-rule.lr), stats)
+    else:
+        rule.step = counters[0]
+        accumulate(net, params, grad, ws, x, y, label, NULL, 0, 1, stats)
+        update_span(net, rule, params, grad, state, 0, n, <floating>1.0)
+    committed[0] = isfinite(stats[0]) and finite(params, n)
+    if not committed[0]:
+        memcpy(params, backup, n * sizeof(floating))
+        if state_len:
+            memcpy(state, backup + n, state_len * sizeof(floating))
+        counters[0] = step_count
+    return stats[0]
+
+
+cdef class OneSample:
+    """The one-sample entry of one network: forward, predict, one update.
+
+    spec: the network's Layout.spec; params: its parameter buffer (written in
+    place by the updates); ws_len: Layout.ws_len.  Every method returns None,
+    having changed nothing, when its arguments are not for the short way.
+    """
+
+    cdef Net net
+    cdef const Py_ssize_t[::1] spec
+    cdef double[::1] params_d, ws_d, grad_d, backup_d
+    cdef float[::1] params_f, ws_f, grad_f, backup_f
+    cdef object y_row              # a target of one number (regression with one output)
+    cdef int typenum
+    cdef bint is_double, small
+    cdef Py_ssize_t n_in, n_out, n_labels, off
+    cdef object lock, acquire, release
+
+    def __cinit__(self, const Py_ssize_t[::1] spec, params, Py_ssize_t ws_len):
+        self.spec = spec
+        self.net = unpack(spec)
+        self.n_in = self.net.size[0]
+        self.n_out = self.net.size[self.net.L]
+        self.n_labels = self.n_out if self.n_out > 1 else 2
+        self.off = self.net.u_off[self.net.L - 1]
+        self.small = self.net.n_params <= SMALL_NETWORK
+        self.typenum = cnp.PyArray_TYPE(<cnp.ndarray?>params)
+        self.is_double = self.typenum == cnp.NPY_DOUBLE
+        n = self.net.n_params
+        dtype = params.dtype
+        # The rollback copy has room for the parameters and three state slots.
+        if self.is_double:
+            self.params_d = params
+            self.ws_d = np.zeros(ws_len, dtype=dtype)
+            self.grad_d = np.zeros(n, dtype=dtype)
+            self.backup_d = np.empty(4 * n, dtype=dtype)
+        else:
+            self.params_f = params
+            self.ws_f = np.zeros(ws_len, dtype=dtype)
+            self.grad_f = np.zeros(n, dtype=dtype)
+            self.backup_f = np.empty(4 * n, dtype=dtype)
+        self.y_row = np.empty(1, dtype=dtype)
+
+    # ------------------------------------------------------------ the lock
+
+    cdef inline void take(self, lock) except *:
+        """Acquire the network's lock (the bound methods are kept per lock object)."""
+        if lock is not self.lock:
+            self.acquire, self.release, self.lock = lock.acquire, lock.release, lock
+        self.acquire()
+
+    # ------------------------------------------------------------ the sample
+
+    cdef inline bint sample(self, x):
+        """x is a finite (n0,) vector of the network's dtype, read in place, and
+        the network is small."""
+        if not (self.small and is_vector(x, self.typenum, self.n_in)):
+            return False
+        if self.is_double:
+            return finite(<const double*>data(x), self.n_in)
+        return finite(<const float*>data(x), self.n_in)
+
+    cdef inline int target(self, y, int64_t* label, const void** row):
+        """1 for a label (written to label), 2 for a target vector (row points
+        at it), 0 otherwise.
+
+        An int (or NumPy integer) in [0, n_labels), a finite (nL,) vector of
+        the dtype, or a finite float when there is one output.
+        """
+        cdef Py_ssize_t k
+        cdef void* value
+        if PyLong_Check(y) or (not PyFloat_Check(y) and not cnp.PyArray_Check(y)
+                               and isinstance(y, np.integer)):
+            k = index_clipped(y, NULL)
+            if 0 <= k < self.n_labels:
+                label[0] = k
+                return 1
+            return 0
+        if PyFloat_Check(y):
+            if self.n_out != 1:
+                return 0
+            value = cnp.PyArray_DATA(<cnp.ndarray>self.y_row)
+            if self.is_double:
+                (<double*>value)[0] = PyFloat_AS_DOUBLE(y)
+            else:
+                (<float*>value)[0] = <float>PyFloat_AS_DOUBLE(y)   # may overflow to inf
+            y = self.y_row
+        elif not is_vector(y, self.typenum, self.n_out):
+            return 0
+        row[0] = data(y)
+        if self.is_double:
+            return 2 if finite(<const double*>row[0], self.n_out) else 0
+        return 2 if finite(<const float*>row[0], self.n_out) else 0
+
+    # ------------------------------------------------------------ inference
+
+    cdef void run_forward(self, x) noexcept:
+        cdef Net* net = &self.net
+        cdef const void* xp = data(x)
+        if self.is_double:
+            forward(net, &self.params_d[0], <const double*>xp, &self.ws_d[0],
+                    &self.ws_d[net.n_units], nonzero_list(net, &self.ws_d[0]))
+        else:
+            forward(net, &self.params_f[0], <const float*>xp, &self.ws_f[0],
+                    &self.ws_f[net.n_units], nonzero_list(net, &self.ws_f[0]))
+
+    def forward(self, x, lock):
+        """a[L] for one sample x as a fresh (nL,) array, or None."""
+        cdef cnp.npy_intp n_out = self.n_out
+        cdef Py_ssize_t start = self.net.n_units + self.off
+        if not self.sample(x):
+            return None
+        out = cnp.PyArray_SimpleNew(1, &n_out, self.typenum)
+        self.take(lock)
+        try:
+            self.run_forward(x)
+            if self.is_double:
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>out), &self.ws_d[start],
+                       n_out * sizeof(double))
+            else:
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>out), &self.ws_f[start],
+                       n_out * sizeof(float))
+        finally:
+            self.release()
+        return out
+
+    def predict(self, x, lock):
+        """The class of one sample x (argmax, or a >= 0.5 for one output), or None."""
+        cdef Py_ssize_t start = self.net.n_units + self.off
+        cdef Py_ssize_t k
+        if not self.sample(x):
+            return None
+        self.take(lock)
+        try:
+            self.run_forward(x)
+            if self.is_double:
+                k = predicted_class(&self.ws_d[start], self.n_out)
+            else:
+                k = predicted_class(&self.ws_f[start], self.n_out)
+        finally:
+            self.release()
+        return k
+
+    # ------------------------------------------------------------ updates
+
+    def sgd_step(self, x, y, lr, lock):
+        """One plain SGD step p -= lr * grad on one sample; the loss before it, or None."""
+        cdef double hyper[H_ARGS + 3]
+        cdef double counter = 0
+        if not (PyFloat_Check(lr) and isfinite(PyFloat_AS_DOUBLE(lr))
+                and PyFloat_AS_DOUBLE(lr) > 0):
+            return None
+        hyper[H_LR] = PyFloat_AS_DOUBLE(lr)
+        hyper[H_WEIGHT_DECAY] = 0
+        hyper[H_BIAS_DECAY] = 1
+        hyper[H_ARGS] = hyper[H_ARGS + 1] = hyper[H_ARGS + 2] = 0   # no momentum
+        cdef Rule rule = make_rule(RULE_SGD, hyper, self.net.n_params, 0)
+        return self.update(x, y, &rule, True, None, &counter, lock)
+
+    def step(self, x, y, int rule_code, hyper, state, counters, lock):
+        """One step of an optimizer's rule (its `_kernel_args`) on one sample x;
+        the loss before it, or None."""
+        cdef Py_ssize_t n = self.net.n_params, n_hyper = size_of(hyper)
+        cdef Py_ssize_t n_slots = rows_of(state)
+        if not (n_args(rule_code) >= 0 and n_hyper >= H_ARGS + n_args(rule_code)
+                and is_vector(hyper, cnp.NPY_DOUBLE, n_hyper)
+                and is_vector(counters, cnp.NPY_DOUBLE, 1)
+                and 0 <= n_slots <= 3 and is_matrix(state, self.typenum, n_slots, n)):
+            return None
+        cdef Rule rule = make_rule(rule_code, <const double*>data(hyper), n, n_slots)
+        cdef bint fused = (rule_code == RULE_SGD and rule.h[0] == 0 and rule.weight_decay == 0)
+        return self.update(x, y, &rule, fused, state, <double*>data(counters), lock)
+
+    cdef object update(self, x, y, Rule* rule, bint fused, state, double* counters, lock):
+        cdef int64_t label = 0
+        cdef int kind
+        cdef double loss
+        cdef bint committed = False
+        cdef Py_ssize_t state_len = 0
+        cdef const int64_t* lab
+        cdef const void* yp = NULL
+        cdef const void* xp
+        cdef void* sp = NULL
+        if not self.sample(x):
+            return None
+        if state is not None and rule.n_slots:
+            state_len = rule.n_slots * rule.stride
+            sp = cnp.PyArray_DATA(<cnp.ndarray>state)
+        xp = data(x)
+        self.take(lock)
+        try:
+            kind = self.target(y, &label, &yp)     # under the lock: it may write y_row
+            if kind == 0:
+                return None
+            lab = &label if kind == 1 else NULL
+            if self.is_double:
+                loss = run_step(&self.net, rule, fused, &self.params_d[0], &self.grad_d[0],
+                                <double*>sp, state_len, &self.backup_d[0], &self.ws_d[0],
+                                <const double*>xp, <const double*>yp, lab, counters,
+                                &committed)
+            else:
+                loss = run_step(&self.net, rule, fused, &self.params_f[0], &self.grad_f[0],
+                                <float*>sp, state_len, &self.backup_f[0], &self.ws_f[0],
+                                <const float*>xp, <const float*>yp, lab, counters,
+                                &committed)
+        finally:
+            self.release()
+        return loss if committed else None
