@@ -131,6 +131,7 @@ class MLP:
         self._sgd._bind(self)
         self._velocity = self._sgd._state[0]
         self._plain_sgd = optim.SGD(lr=0.1)     # sgd_step's: no state at all
+        self.__dict__.pop("_one", None)          # the one-sample entry holds the old buffers
 
     # ------------------------------------------------------------ properties
 
