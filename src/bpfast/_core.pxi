@@ -564,6 +564,32 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
     backward(net, params, x, z, a, delta, nz, params, neg_lr)
 
 
+cdef void hogwild_slice(const Net* net, floating* params, floating* ws,
+                        const floating* X, const floating* Y, const int64_t* labels,
+                        const Py_ssize_t* order, Py_ssize_t lo, Py_ssize_t hi,
+                        floating neg_lr, double* stats) noexcept nogil:
+    """Per-sample plain SGD on samples order[lo:hi], as one Hogwild thread.
+
+    Several threads run this at once on the same params without locks (Niu et
+    al., 2011): a thread may read a weight row while another writes it, and
+    two updates of one weight may race so that one is lost.  Both are benign
+    for SGD's convergence on aligned floats (no torn values on the supported
+    platforms: every float and double is written whole), and the results then
+    depend on timing.  The sums stay in registers and are written once, so
+    threads share no cache line but the parameters'.
+    """
+    cdef Py_ssize_t k
+    cdef double local[2]
+    local[0] = 0
+    local[1] = 0
+    for k in range(lo, hi):
+        if k + 2 < hi:
+            prefetch_sample(net, X, Y, labels, order[k + 2])
+        step_one(net, params, ws, X, Y, labels, order[k], neg_lr, local)
+    stats[0] = local[0]
+    stats[1] = local[1]
+
+
 # ---------------------------------------------------------------- entry points
 
 cdef inline void clear_delta(const Net* net, floating* ws) noexcept nogil:
@@ -588,7 +614,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
           const floating[:, ::1] X, const floating[:, ::1] Y,
           const int64_t[::1] labels, const Py_ssize_t[::1] order,
           Py_ssize_t batch_size, int rule_code, const double[::1] hyper,
-          floating[:, ::1] state, double[::1] counters):
+          floating[:, ::1] state, double[::1] counters, bint hogwild=False):
     """Train in place on the samples order[0], order[1], ... in minibatches.
 
     Targets are the rows of Y, or (when labels is not empty) the labels.
@@ -602,7 +628,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     thread), whose gradients are summed in thread order: the result depends
     on the number of threads, never on timing.  Plain SGD with batch_size 1
     and no weight decay fuses the update into the backward pass (same result,
-    one pass less).
+    one pass less).  With `hogwild` too, the samples are split between the
+    rows of ws (threads), each running that fused per-sample SGD on the shared
+    params without locks: not deterministic (see hogwild_slice).
 
     params, state, counters: IN/OUT.  grad, ws, thread_stats: scratch, one
     row per thread.  Returns (sum of the per-sample losses, each measured
@@ -628,7 +656,16 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     with nogil:
         for t in range(n_threads):
             clear_delta(&net, &ws[t, 0])
-        if fused:
+        if fused and hogwild and n_threads > 1 and n >= n_threads:
+            for t in prange(n_threads, schedule="static", chunksize=1, num_threads=n_threads):
+                hogwild_slice(&net, p, &ws[t, 0], Xp, Yp, lab, idx, t * n // n_threads,
+                              (t + 1) * n // n_threads, neg_lr, &thread_stats[t, 0])
+            for t in range(n_threads):
+                stats[0] += thread_stats[t, 0]
+                stats[1] += thread_stats[t, 1]
+            counters[0] += n
+            start = n
+        elif fused:
             for k in range(n):
                 if k + 2 < n:   # samples come in shuffled order: fetch ahead
                     prefetch_sample(&net, Xp, Yp, lab, idx[k + 2])

@@ -32,7 +32,7 @@ class Fit:
 
     def __init__(self, net, X, Y, *, epochs, lr, batch_size, shuffle, seed, momentum,
                  nesterov, weight_decay, validation_data, progress, callbacks, n_threads,
-                 optimizer, schedule):
+                 optimizer, schedule, hogwild):
         v = _validate
         self.net = net
         self.X, self.targets, _ = net._data(X, Y)
@@ -77,6 +77,9 @@ class Fit:
         self.progress = v.check_progress(progress)
         self.callbacks = v.check_callbacks(callbacks)
         self.n_threads = v.check_int("n_threads", n_threads, minimum=1, maximum=1024)
+        self.hogwild = optim._check_bool("hogwild", hogwild)
+        if self.hogwild:
+            self._check_hogwild()
         keys = {"loss", "lr", "seconds", "samples_per_s"}
         if self.targets.classification:
             keys.add("accuracy")
@@ -97,6 +100,22 @@ class Fit:
         with net._lock:
             opt._bind(net)      # last: a network it does not belong to is a ValueError
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
+
+    def _check_hogwild(self):
+        """Hogwild runs the fused per-sample plain SGD step only."""
+        if self.batch_size != 1:
+            raise ValueError(f"hogwild: needs batch_size=1 (per-sample SGD); got "
+                             f"batch_size={self.batch_size}")
+        opt = self.optimizer
+        if opt is None:
+            plain = self.momentum == 0 and self.weight_decay == 0
+        else:
+            plain = (type(opt) is optim.SGD and opt.momentum == 0 and opt.weight_decay == 0)
+        if not plain:
+            raise ValueError(f"hogwild: needs plain SGD (no momentum, no weight decay); got "
+                             f"{opt!r}" if opt is not None else
+                             f"hogwild: needs plain SGD (no momentum, no weight decay); got "
+                             f"momentum={self.momentum}, weight_decay={self.weight_decay}")
 
     def run(self):
         net = self.net
@@ -125,7 +144,7 @@ class Fit:
         net, X, T = self.net, self.X, self.targets
         n = X.shape[0]
         batch = min(self.batch_size, n)
-        threads = min(self.n_threads, batch)
+        threads = self.n_threads if self.hogwild else min(self.n_threads, batch)
         order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
         saved = (net._snapshot(), opt._snapshot())
         lr = opt.lr
@@ -134,7 +153,7 @@ class Fit:
         start_time = time.perf_counter()
         for start in range(0, n, step):
             chunk = order[start:start + step]
-            l_sum, c = net._train(X, T, chunk, batch, opt, threads)
+            l_sum, c = net._train(X, T, chunk, batch, opt, threads, self.hogwild)
             loss_sum += l_sum
             n_correct += c
             if not (np.isfinite(l_sum) and net._finite()):

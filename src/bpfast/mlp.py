@@ -240,7 +240,7 @@ class MLP:
             self._workspaces[n_threads] = work
         return work
 
-    def _train(self, X, targets, order, batch_size, opt, n_threads=1):
+    def _train(self, X, targets, order, batch_size, opt, n_threads=1, hogwild=False):
         """Run the training kernel: samples order[...] of X in minibatches of
         batch_size, each updated by `opt`.  Returns (loss sum, number correct).
 
@@ -251,7 +251,7 @@ class MLP:
         grad, ws, stats = self._workspace(n_threads)
         return _dispatch.kernel.train(self._layout.spec, self._params, grad, ws, stats, X,
                                       targets.rows, targets.labels, order, batch_size,
-                                      code, hyper, state, counters)
+                                      code, hyper, state, counters, hogwild)
 
     def _snapshot(self):
         """An opaque copy of the parameters, for `_restore` (taken under the lock)."""
@@ -439,7 +439,8 @@ class MLP:
 
     def fit(self, X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=True, seed=None,
             momentum=0.0, nesterov=False, weight_decay=0.0, validation_data=None,
-            progress=None, callbacks=(), n_threads=1, optimizer=None, schedule=None):
+            progress=None, callbacks=(), n_threads=1, optimizer=None, schedule=None,
+            hogwild=False):
         """Train by minibatch gradient descent; returns a History (also ``net.history``).
 
         Without `optimizer`, the update is ``torch.optim.SGD`` exactly
@@ -481,6 +482,15 @@ class MLP:
             Changes the optimizer's lr after every epoch (``StepLR``,
             ``ExponentialLR``, ``CosineAnnealingLR``, ``ReduceLROnPlateau``).
             Every history row has the ``lr`` its epoch used.
+        hogwild : bool
+            Per-sample SGD on `n_threads` threads at once, over the shared
+            parameters and without locks (Hogwild!, as fastText and Vowpal
+            Wabbit train): each thread takes its share of every chunk of
+            samples.  Needs ``batch_size=1`` and plain SGD (no momentum, no
+            weight decay).  **Not deterministic**: the result depends on how
+            the threads interleave (a weight written by two threads at once
+            may lose one of the two updates); the default, hogwild=False, is
+            bit-reproducible.  Divergence checks and Ctrl-C work as usual.
 
         Raises DivergenceError (parameters and optimizer state restored to
         the start of the epoch) when the loss or a parameter turns NaN or
@@ -491,7 +501,7 @@ class MLP:
                    seed=seed, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay, validation_data=validation_data,
                    progress=progress, callbacks=callbacks, n_threads=n_threads,
-                   optimizer=optimizer, schedule=schedule).run()
+                   optimizer=optimizer, schedule=schedule, hogwild=hogwild).run()
 
     # ------------------------------------------------------------ teaching and files
 
