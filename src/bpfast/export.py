@@ -161,7 +161,7 @@ def to_onnx(net, path=None):
 def _onnx_activation(act, z, a, nodes, inits, dtype):
     """Append the nodes computing a = act(z); returns the name holding a."""
     from onnx import helper, numpy_helper
-    simple = {"tanh": "Tanh", "relu": "Relu"}
+    simple = {"tanh": "Tanh", "relu": "Relu", "exp": "Exp"}
     if act == "identity":
         return z
     if act == "sigmoid":
@@ -238,6 +238,9 @@ def to_torch(net, path=None):
     torch = _require("torch", "torch", "to_torch")
     nn = torch.nn
     make = _torch_activations(nn)
+    if net.output not in make:
+        raise ValueError(f"to_torch: net: the output {net.output!r} has no torch.nn module; "
+                         f"expected one of {sorted(make)}")
     dtype = getattr(torch, net.dtype.name)
     modules = []
     for W, b, act in _parameters(net):
