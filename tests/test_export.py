@@ -361,8 +361,8 @@ def test_to_sklearn_classifier_predicts_the_same(sk_data, dtype, activation, n_c
     est = fitted("classifier", activation, dtype, X, y)
     model = est.to_sklearn()
     assert type(model) is MLPClassifier
-    assert (model.activation, model.solver, model.learning_rate) == (activation, "sgd",
-                                                                      "constant")
+    assert (model.activation, model.solver, model.learning_rate) == (activation, est.solver,
+                                                                      est.learning_rate)
     assert model.hidden_layer_sizes == (6, 5) and model.batch_size == 16
     assert model.out_activation_ == ("softmax" if n_classes == 3 else "logistic")
     for name in ("n_layers_", "n_outputs_", "n_features_in_", "n_iter_", "t_", "loss_",

@@ -22,6 +22,8 @@ import importlib
 import os
 import tempfile
 
+import copy
+
 import numpy as np
 
 from ._layout import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
@@ -460,8 +462,6 @@ def to_sklearn(estimator):
     cls = MLPClassifier if classifier else MLPRegressor
     names = cls().get_params()
     params = {k: v for k, v in estimator.get_params(deep=False).items() if k in names}
-    params.setdefault("solver", "sgd")
-    params.setdefault("learning_rate", "constant")
     params.update(hidden_layer_sizes=tuple(net.layers[1:-1]),
                   activation=_SKLEARN_HIDDEN[net.activation])
     model = cls(**params)
@@ -481,5 +481,7 @@ def to_sklearn(estimator):
         setattr(model, name, None if value is None else list(value))
     if classifier:
         model.classes_ = np.array(estimator.classes_)
-        model._label_binarizer = LabelBinarizer().fit(model.classes_)
+        binarizer = getattr(estimator, "_label_binarizer", None)   # multilabel: fitted on y
+        model._label_binarizer = (copy.deepcopy(binarizer) if binarizer is not None
+                                  else LabelBinarizer().fit(model.classes_))
     return model
