@@ -148,30 +148,74 @@ class _BaseBP(BaseEstimator):
                                  f"coefs_ and intercepts_ exist after fit")
         return net
 
+    # Before a network exists, assigned coefs_/intercepts_ are kept as given (a plain
+    # list, as scikit-learn keeps them) and become the network at the next fit, which
+    # then continues from them as from a fitted state (scikit-learn's worked examples
+    # and warm-start recipes do this).
+
     @property
     def coefs_(self):
         """W[l] in scikit-learn's orientation, shape (n_in, n_out): writable views of
         ``net_``'s parameters; assigning (``coefs_ = [...]`` or ``coefs_[l] = W``)
         sets the network's weights."""
+        if "net_" not in self.__dict__ and "_pending_coefs_" in self.__dict__:
+            return self._pending_coefs_
         out = _ParamList(W.T for W in self._net().weights)
         out._name = "coefs_"
         return out
 
     @coefs_.setter
     def coefs_(self, values):
+        if "net_" not in self.__dict__:
+            self._pending_coefs_ = list(values)
+            return
         self._set_layers("coefs_", values, [W.T for W in self._net().weights])
 
     @property
     def intercepts_(self):
         """b[l], shape (n_out,): writable views of ``net_``'s parameters (assignable
         like ``coefs_``)."""
+        if "net_" not in self.__dict__ and "_pending_intercepts_" in self.__dict__:
+            return self._pending_intercepts_
         out = _ParamList(self._net().biases)
         out._name = "intercepts_"
         return out
 
     @intercepts_.setter
     def intercepts_(self, values):
+        if "net_" not in self.__dict__:
+            self._pending_intercepts_ = list(values)
+            return
         self._set_layers("intercepts_", values, list(self._net().biases))
+
+    def _network_from_assigned(self, n_features, n_outputs, dtype):
+        """The network of coefs_/intercepts_ assigned before any fit (checked)."""
+        coefs = [np.asarray(c, dtype=dtype) for c in self.__dict__.pop("_pending_coefs_")]
+        intercepts = [np.asarray(b, dtype=dtype).reshape(-1)
+                      for b in self.__dict__.pop("_pending_intercepts_", [])]
+        units = [n_features] + [c.shape[1] if c.ndim == 2 else -1 for c in coefs]
+        if (len(intercepts) != len(coefs) or units[-1] != n_outputs
+                or any(c.shape != (a, b) for c, a, b in zip(coefs, units[:-1], units[1:]))
+                or any(b.shape != (c.shape[1],) for b, c in zip(intercepts, coefs))):
+            raise ValueError(f"coefs_, intercepts_: expected per layer arrays of shapes "
+                             f"(n_in, n_out) and (n_out,) from {n_features} features to "
+                             f"{n_outputs} outputs; got {[c.shape for c in coefs]} and "
+                             f"{[b.shape for b in intercepts]}")
+        net = MLP(units, activation=ACTIVATIONS[self.activation],
+                  output=self._output_activation(), loss=self._bp_loss(),
+                  dtype=np.dtype(dtype).name, seed=0)
+        for W, b, c, i in zip(net.weights, net.biases, coefs, intercepts):
+            W[...], b[...] = c.T, i
+        self.net_ = net
+        self.n_layers_ = len(units)
+        self.n_outputs_ = n_outputs
+        self.out_activation_ = _SKLEARN_OUTPUTS[net.output]
+        for name, value in (("n_iter_", 0), ("t_", 0), ("loss_curve_", []),
+                            ("best_loss_", np.inf), ("validation_scores_", None),
+                            ("best_validation_score_", None), ("_no_improvement_count", 0)):
+            if not hasattr(self, name):
+                setattr(self, name, value)
+        self._best_params = self._copy_params()
 
     @staticmethod
     def _set_layers(name, values, views):
@@ -190,12 +234,11 @@ class _BaseBP(BaseEstimator):
             view[...] = value
 
     def _copy_params(self):
-        net = self.net_
-        return [a.copy() for a in (*net.weights, *net.biases)]
+        """The whole parameter buffer (pads included: a non-finite step can reach them)."""
+        return self.net_._snapshot()
 
     def _restore_params(self, saved):
-        for view, value in zip((*self.net_.weights, *self.net_.biases), saved):
-            view[...] = value
+        self.net_._restore(saved)
 
     # ------------------------------------------------------------ hooks for the subclasses
 
@@ -229,13 +272,17 @@ class _BaseBP(BaseEstimator):
         _check_dense(X)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        first_pass = "net_" not in self.__dict__ or (not self.warm_start and not incremental)
+        assigned = "net_" not in self.__dict__ and "_pending_coefs_" in self.__dict__
+        first_pass = (("net_" not in self.__dict__ and not assigned)
+                      or (not self.warm_start and not incremental))
         if first_pass:
             dtype = ((np.float64, np.float32) if self.dtype is None
                      else np.dtype(self.dtype).type)
             if dtype is not np.float32 and dtype is not np.float64 and self.dtype is not None:
                 raise ValueError(f"dtype: expected None, 'float32' or 'float64'; got "
                                  f"{self.dtype!r}")
+        elif assigned:
+            dtype = (np.float64, np.float32)
         else:
             dtype = self.net_.dtype.type
         X, y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
@@ -248,12 +295,16 @@ class _BaseBP(BaseEstimator):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         n_outputs = y.shape[1]
+        if not first_pass and assigned:
+            self._network_from_assigned(X.shape[1], n_outputs, X.dtype)
         if not first_pass and n_outputs != self.n_outputs_:
             raise ValueError(f"y: expected {self.n_outputs_} output column(s) as in the "
                              f"previous fit; got {n_outputs}")
         layer_units = [X.shape[1], *hidden, n_outputs]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
+            self.__dict__.pop("_pending_coefs_", None)
+            self.__dict__.pop("_pending_intercepts_", None)
             self._initialize(y, layer_units, X.dtype)
         snapshot = self.net_._snapshot()
         if self.solver in _STOCHASTIC_SOLVERS:
