@@ -1,5 +1,6 @@
-"""bpfast.sklearn: scikit-learn's estimator checks, parity with MLPClassifier/MLPRegressor
-(solver="sgd"), pipelines, grid searches (joblib and dask), persistence, out-of-core training."""
+"""bpfast.sklearn: scikit-learn's estimator checks, the drop-in's parameters and semantics,
+pipelines, grid searches (joblib and dask), dask-ml's Incremental, persistence, out-of-core
+training.  Step-by-step parity with scikit-learn: tests/test_sklearn_trajectory.py."""
 
 import io
 import pickle
