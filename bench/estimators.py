@@ -1,20 +1,22 @@
-"""bpfast.sklearn.BPClassifier vs sklearn's MLPClassifier(solver="sgd"), side by side.
+"""bpfast.sklearn.BPClassifier vs sklearn's MLPClassifier, side by side.
 
-Both get the same data, the same network (one hidden layer of ReLUs, softmax
-output), the same SGD hyperparameters (learning rate, momentum, Nesterov,
-alpha, batch size, epochs; tol=0 and n_iter_no_change=epochs so that neither
-stops early) and are timed in the same run, each on one core (bpfast's
-n_threads=1; scikit-learn's BLAS limited to one thread unless --blas-threads
-says otherwise).  Two regimes: minibatches of 32 with Nesterov momentum, and
-true per-sample SGD (batch_size=1), where scikit-learn pays Python overhead on
-every sample and bpfast does not.  The initial weights differ (scikit-learn:
-Glorot uniform weights and biases; bpfast: He for ReLU layers, zero biases) and
-so do the shuffles, hence slightly different accuracies.  Data: scikit-learn's
-digits, and a subset of MNIST (the IDX files in ``shared/data/mnist`` beside
-the repository, or $BPFAST_MNIST_DIR).
+Two regimes, each timed in the same run on one core (bpfast's n_threads=1;
+scikit-learn's BLAS limited to one thread with threadpoolctl unless
+--blas-threads says otherwise), over several seeds:
 
-    python bench/estimators.py                 # digits + MNIST 10k, about a minute
-    python bench/estimators.py --quick         # smaller, < 30 s
+* default: ``BPClassifier()`` against ``MLPClassifier()``, both with every
+  default (Adam, batch 200, up to 200 epochs with scikit-learn's stopping rule)
+  and the same ``random_state``.  bpfast follows scikit-learn's trajectory
+  (same initial weights, shuffles and updates), so both stop at the same epoch
+  with the same accuracy: the difference is the time.
+* per-sample: ``solver="sgd"``, ``batch_size=1``, a fixed number of epochs,
+  where scikit-learn pays Python overhead on every sample and bpfast does not.
+
+Data: scikit-learn's digits, and 10k MNIST training images (the IDX files in
+``shared/data/mnist`` beside the repository, or $BPFAST_MNIST_DIR).
+
+    python bench/estimators.py                 # digits + MNIST 10k, 3 seeds, a few minutes
+    python bench/estimators.py --quick         # smaller, one seed, < 30 s
     python bench/estimators.py --json out.json
 """
 
@@ -41,11 +43,11 @@ from bpfast.sklearn import BPClassifier
 DEFAULT_MNIST = Path(os.environ.get(
     "BPFAST_MNIST_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 
-# (name, shared hyperparameters); max_iter is set per run.
+# (name, hyperparameters beyond the defaults); the per-sample epochs are set per run.
 REGIMES = [
-    ("minibatch", dict(batch_size=32, learning_rate_init=0.05, momentum=0.9,
-                       nesterovs_momentum=True, alpha=1e-4)),
-    ("per-sample", dict(batch_size=1, learning_rate_init=0.01, momentum=0.0, alpha=0.0)),
+    ("default", dict()),
+    ("per-sample", dict(solver="sgd", batch_size=1, learning_rate_init=0.01, momentum=0.0,
+                        alpha=0.0, tol=0.0)),
 ]
 
 
@@ -83,8 +85,7 @@ def load_data(args):
 def estimators(params, seed):
     """The contenders for one regime: (label, dtype, estimator)."""
     return [
-        ("sklearn MLPClassifier", "float64", MLPClassifier(solver="sgd", random_state=seed,
-                                                           **params)),
+        ("sklearn MLPClassifier", "float64", MLPClassifier(random_state=seed, **params)),
         ("bpfast BPClassifier", "float64", BPClassifier(random_state=seed, **params)),
         ("bpfast BPClassifier", "float32", BPClassifier(random_state=seed, dtype="float32",
                                                         **params)),
@@ -98,17 +99,21 @@ def run(args):
         print(f"{data_name}: {X_train.shape[0]} train, {X_test.shape[0]} test samples, "
               f"{X_train.shape[1]} features, {len(np.unique(y_train))} classes", flush=True)
         for regime, shared in REGIMES:
-            epochs = args.epochs if regime == "minibatch" else args.epochs_per_sample
-            params = dict(shared, hidden_layer_sizes=(args.hidden,), activation="relu",
-                          max_iter=epochs, tol=0.0, n_iter_no_change=epochs, shuffle=True)
-            for label, dtype, est in estimators(params, args.seed):
+          # per-sample SGD in scikit-learn costs minutes per seed: the first seed only
+          for seed in (args.seeds if regime == "default" else args.seeds[:1]):
+            params = dict(shared, hidden_layer_sizes=(args.hidden,))
+            if regime == "per-sample":
+                params.update(max_iter=args.epochs_per_sample,
+                              n_iter_no_change=args.epochs_per_sample)
+            for label, dtype, est in estimators(params, seed):
                 with warnings.catch_warnings(), threadpool_limits(args.blas_threads or None):
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     start = time.perf_counter()
                     est.fit(X_train, y_train)
                     seconds = time.perf_counter() - start
                 rows.append(dict(
-                    dataset=data_name, regime=regime, batch_size=params["batch_size"],
+                    dataset=data_name, regime=regime, seed=seed,
+                    batch_size=params.get("batch_size", min(200, len(X_train))),
                     estimator=label, dtype=dtype, epochs=int(est.n_iter_),
                     fit_seconds=seconds,
                     samples_per_s=est.n_iter_ * X_train.shape[0] / seconds,
@@ -132,21 +137,31 @@ def print_row(row, speedup=None):
 
 
 def print_table(rows):
-    print("\n" + HEADER)
+    """Per dataset, regime and contender: the mean over the seeds."""
+    print("\nmean over seeds " + ", ".join(str(s) for s in sorted({r["seed"] for r in rows})))
+    print(HEADER)
     print("-" * len(HEADER))
-    baseline = {}
+    groups = {}
     for row in rows:
-        key = (row["dataset"], row["regime"])
-        if row["estimator"].startswith("sklearn"):
-            baseline[key] = row["fit_seconds"]
-        print_row(row, baseline[key] / row["fit_seconds"])
+        groups.setdefault((row["dataset"], row["regime"], row["estimator"], row["dtype"]),
+                          []).append(row)
+    baseline = {}
+    for key, group in groups.items():
+        mean = dict(group[0])
+        for name in ("epochs", "fit_seconds", "samples_per_s", "train_accuracy",
+                     "test_accuracy"):
+            mean[name] = float(np.mean([r[name] for r in group]))
+        mean["epochs"] = round(mean["epochs"])
+        if key[2].startswith("sklearn"):
+            baseline[key[:2]] = mean["fit_seconds"]
+        print_row(mean, baseline[key[:2]] / mean["fit_seconds"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="MNIST 2k/1k, fewer epochs: under 30 s")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", metavar="OUT", help="write the rows and the set-up here")
     parser.add_argument("--mnist-dir", type=Path, default=DEFAULT_MNIST)
     parser.add_argument("--hidden", type=int, default=100, help="hidden units (default 100)")
@@ -155,9 +170,11 @@ def main(argv=None):
                              "n_threads=1; 0 keeps the library's default)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.mnist_train, args.mnist_test, args.epochs, args.epochs_per_sample = 2000, 1000, 5, 2
+        args.mnist_train, args.mnist_test, args.epochs_per_sample = 2000, 1000, 2
+        args.seeds = args.seeds[:1]
     else:
-        args.mnist_train, args.mnist_test, args.epochs, args.epochs_per_sample = 10000, 5000, 10, 3
+        args.mnist_train, args.mnist_test, args.epochs_per_sample = 10000, 5000, 3
+    args.seed = args.seeds[0]          # the data split and the MNIST subset
 
     setup = dict(
         cpu=cpu_name(), python=platform.python_version(), numpy=np.__version__,
@@ -165,9 +182,10 @@ def main(argv=None):
         bpfast_kernel=bpfast._dispatch.kernel_name,
         blas=[(i.get("internal_api"), i.get("num_threads")) for i in threadpool_info()],
         blas_threads_used=args.blas_threads or "library default",
-        hidden_layer_sizes=[args.hidden], activation="relu", seed=args.seed,
+        hidden_layer_sizes=[args.hidden], activation="relu", seeds=args.seeds,
         regimes={name: params for name, params in REGIMES},
-        epochs={"minibatch": args.epochs, "per-sample": args.epochs_per_sample})
+        epochs={"default": "scikit-learn's stopping rule, max_iter=200",
+                "per-sample": args.epochs_per_sample})
     print(f"bpfast {setup['bpfast']} ({setup['bpfast_kernel']} kernel), scikit-learn "
           f"{setup['sklearn']}, numpy {setup['numpy']}, BLAS {setup['blas']}, "
           f"{setup['blas_threads_used']} BLAS thread(s) used")

@@ -195,11 +195,11 @@ class _SpyKernel:
     def __getattr__(self, name):
         return getattr(self._real, name)
 
-    def train(self, spec, params, *args):
+    def train(self, spec, params, *args, **kwargs):
         self.calls += 1
         if self.calls == self._at and self._before:
             raise KeyboardInterrupt
-        result = self._real.train(spec, params, *args)
+        result = self._real.train(spec, params, *args, **kwargs)
         state = args[-2]                  # the optimizer's state: fit's SGD momentum buffer
         self.after_call.append((params.copy(), state[0].copy()))
         if self.calls == self._at:

@@ -38,7 +38,9 @@ INPUT_SCALE = {"float32": 5.0, "float64": 30.0}
 # saturate to 1e-40 and below in float64; float32's are down to 1e-12 without it.
 OUTPUT_GAIN = {"float32": 1.0, "float64": 8.0}
 CASES = [(a, o, d, h) for d in ("float32", "float64") for a in HIDDEN_ACTIVATIONS
-         for o in OUTPUT_ACTIVATIONS for h in (1, 2, 3)]
+         for o in OUTPUT_ACTIVATIONS if o != "exp" for h in (1, 2, 3)]
+# "exp" (the poisson loss's output) overflows at these input scales; ONNX has it
+# (Exp), torch.nn has no module for it (to_torch refuses it).
 WORST = {}      # (exporter, dtype) -> largest error seen, printed with -s
 SMALLEST = {}   # dtype -> smallest sigmoid/softmax output compared
 
@@ -359,8 +361,8 @@ def test_to_sklearn_classifier_predicts_the_same(sk_data, dtype, activation, n_c
     est = fitted("classifier", activation, dtype, X, y)
     model = est.to_sklearn()
     assert type(model) is MLPClassifier
-    assert (model.activation, model.solver, model.learning_rate) == (activation, "sgd",
-                                                                      "constant")
+    assert (model.activation, model.solver, model.learning_rate) == (activation, est.solver,
+                                                                      est.learning_rate)
     assert model.hidden_layer_sizes == (6, 5) and model.batch_size == 16
     assert model.out_activation_ == ("softmax" if n_classes == 3 else "logistic")
     for name in ("n_layers_", "n_outputs_", "n_features_in_", "n_iter_", "t_", "loss_",

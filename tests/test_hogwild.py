@@ -70,6 +70,7 @@ def test_every_sample_is_seen_once_per_epoch(digits):
     (dict(weight_decay=0.01), ValueError),
     (dict(optimizer=optim.Adam(), lr=0.1), ValueError),
     (dict(optimizer=optim.SGD(lr=0.1, momentum=0.5), lr=0.1), ValueError),
+    (dict(sample_weight=np.ones(1300)), ValueError),
     (dict(hogwild="yes"), TypeError),
     (dict(hogwild=1), TypeError),
 ])

@@ -63,11 +63,13 @@ cdef enum:
     RELU = 3
     LEAKY_RELU = 4
     SOFTMAX = 5
+    EXP = 6
 
 # Loss codes (shared with bpfast._layout.LOSSES).
 cdef enum:
     MSE = 0
     CROSS_ENTROPY = 1
+    POISSON = 2
 
 # Positions in `spec` (shared with bpfast._layout).
 cdef enum:
@@ -86,7 +88,7 @@ cdef extern from *:
 
 cdef struct Net:
     Py_ssize_t L              # number of weight layers
-    int loss                  # MSE or CROSS_ENTROPY
+    int loss                  # MSE, CROSS_ENTROPY or POISSON
     Py_ssize_t n_units        # size[1] + ... + size[L]: length of z, a, delta
     Py_ssize_t n_params
     const Py_ssize_t* size    # size[0..L]
@@ -152,6 +154,8 @@ cdef inline floating activation(Py_ssize_t code, floating z) noexcept nogil:
         return z if z > 0 else 0
     elif code == LEAKY_RELU:
         return z if z > 0 else <floating>LEAKY_SLOPE * z
+    elif code == EXP:
+        return _exp(z)
     return z
 
 
@@ -165,6 +169,8 @@ cdef inline floating derivative(Py_ssize_t code, floating z, floating a) noexcep
         return 1 if z > 0 else 0
     elif code == LEAKY_RELU:
         return 1 if z > 0 else <floating>LEAKY_SLOPE
+    elif code == EXP:
+        return a
     return 1
 
 
@@ -319,12 +325,21 @@ cdef double sample_loss(const Net* net, const floating* z, const floating* a,
     cdef Py_ssize_t code = net.act[net.L - 1]
     cdef const floating* z_L = z + off
     cdef const floating* a_L = a + off
-    cdef double loss = 0, d, m, log_sum
+    cdef double loss = 0, d, m, log_sum, y_k
     if net.loss == MSE:
         for k in range(n):
             d = <double>a_L[k] - <double>y[k]
             loss += d * d
         return 0.5 * loss
+    if net.loss == POISSON:
+        # y log(y / a) - y + a with a = exp(z), from z: y log y - y z - y + e^z
+        # (0 log 0 = 0), finite where a itself would underflow or round.
+        for k in range(n):
+            y_k = y[k]
+            if y_k > 0:
+                loss += y_k * log(y_k)
+            loss += exp(<double>z_L[k]) - y_k * <double>z_L[k] - y_k
+        return loss
     if code == SOFTMAX:
         # log a_k = z_k - logsumexp(z): finite even where a_k underflows to 0.
         m = z_L[0]
@@ -356,7 +371,11 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
     cdef const floating* a_L = a + off
     cdef floating* d_L = delta + off
     cdef floating s = 0
-    if net.loss == CROSS_ENTROPY:
+    if net.loss == POISSON:
+        # Canonical link (exp output, checked in Python): dL/dz = a - y.
+        for k in range(n):
+            d_L[k] = a_L[k] - y[k]
+    elif net.loss == CROSS_ENTROPY:
         if code == SOFTMAX:
             # d/dz of -sum y log softmax(z) is a * sum(y) - y: a - y for a
             # one-hot or probability target (sum(y) = 1 exactly for labels).
@@ -432,17 +451,19 @@ cdef void update_span(const Net* net, const Rule* rule, floating* params, floati
                       floating* state, Py_ssize_t lo, Py_ssize_t hi,
                       floating scale) noexcept nogil:
     """The rule's step on params[lo:hi] (grad and state alike), segment by
-    segment: weights decay by weight_decay, biases by weight_decay * bias_decay."""
+    segment: weights decay by weight_decay, biases by weight_decay * bias_decay,
+    both times the batch scale with mean_decay (scikit-learn's alpha / sum(w))."""
     cdef Py_ssize_t l, seg, a, b
     cdef floating wd
+    cdef double decay = rule.weight_decay * (<double>scale if rule.mean_decay else 1.0)
     for l in range(net.L):
         for seg in range(2):
             if seg == 0:
                 a, b = net.w_off[l], net.b_off[l]
-                wd = <floating>rule.weight_decay
+                wd = <floating>decay
             else:
                 a, b = net.b_off[l], net.b_off[l] + net.width[l]
-                wd = <floating>(rule.weight_decay * rule.bias_decay)
+                wd = <floating>(decay * rule.bias_decay)
             if a < lo:
                 a = lo
             if b > hi:
@@ -498,13 +519,15 @@ cdef inline const floating* target(const Net* net, const floating* Y,
 
 cdef void accumulate(const Net* net, const floating* params, floating* grad,
                      floating* ws, const floating* X, const floating* Y,
-                     const int64_t* labels, const Py_ssize_t* order,
+                     const int64_t* labels, const floating* sw, const Py_ssize_t* order,
                      Py_ssize_t lo, Py_ssize_t hi, double* stats) noexcept nogil:
     """For samples order[lo:hi] (or lo:hi when order is NULL): forward, loss,
     backward, summed into grad.  Every sample sees the same params.
 
-    stats[0] += sum of the losses, stats[1] += number of labels predicted
-    correctly.  ws holds z, a, delta and the target of the last sample.
+    With sample weights sw (NULL: every weight 1) sample s's output delta,
+    hence its gradient, and its loss are multiplied by sw[s].
+    stats[0] += sum of the (weighted) losses, stats[1] += number of labels
+    predicted correctly.  ws holds z, a, delta and the target of the last sample.
     """
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
@@ -513,9 +536,11 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef int32_t* nz = nonzero_list(net, ws)
     cdef Py_ssize_t n_in = net.size[0], n_out = net.size[net.L]
     cdef Py_ssize_t off = net.u_off[net.L - 1]
-    cdef Py_ssize_t r, s
+    cdef Py_ssize_t r, s, k
     cdef const floating* x
     cdef const floating* y
+    cdef floating w
+    cdef floating* d_L = delta + off
     cdef double loss_sum = 0, n_correct = 0    # in registers, not in shared memory
     for r in range(lo, hi):
         if order != NULL and r + 2 < hi:
@@ -524,10 +549,16 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         x = X + s * n_in
         y = target(net, Y, labels, s, y_buf)
         forward(net, params, x, z, a, nz)
-        loss_sum += sample_loss(net, z, a, y)
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             n_correct += 1
         output_delta(net, z, a, y, delta)
+        if sw == NULL:
+            loss_sum += sample_loss(net, z, a, y)
+        else:
+            w = sw[s]
+            loss_sum += <double>w * sample_loss(net, z, a, y)
+            for k in range(n_out):
+                d_L[k] *= w
         backward(net, params, x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum
     stats[1] += n_correct
@@ -605,6 +636,20 @@ cdef inline const int64_t* labels_or_null(const int64_t[::1] labels) noexcept no
     return &labels[0] if labels.shape[0] > 0 else NULL
 
 
+cdef inline const floating* weights_or_null(const floating[::1] w) noexcept nogil:
+    return &w[0] if w.shape[0] > 0 else NULL
+
+
+cdef inline double squared_weights(const Net* net, const floating* params) noexcept nogil:
+    """sum over l of ||W[l]||² (weights only; the pads are zero), in double."""
+    cdef Py_ssize_t l, k
+    cdef double acc = 0
+    for l in range(net.L):
+        for k in range(net.w_off[l], net.b_off[l]):
+            acc += <double>params[k] * <double>params[k]
+    return acc
+
+
 cdef inline floating* rows_or_null_mut(floating[:, ::1] A) noexcept nogil:
     return &A[0, 0] if A.shape[0] > 0 else NULL
 
@@ -614,7 +659,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
           const floating[:, ::1] X, const floating[:, ::1] Y,
           const int64_t[::1] labels, const Py_ssize_t[::1] order,
           Py_ssize_t batch_size, int rule_code, const double[::1] hyper,
-          floating[:, ::1] state, double[::1] counters, bint hogwild=False):
+          const floating[::1] sample_weight, double[::1] batch_loss,
+          double[::1] batch_sq, floating[:, ::1] state, double[::1] counters,
+          bint hogwild=False):
     """Train in place on the samples order[0], order[1], ... in minibatches.
 
     Targets are the rows of Y, or (when labels is not empty) the labels.
@@ -623,6 +670,13 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     gradient is applied by the update rule `rule_code` with hyperparameters
     `hyper` and state `state` (n_slots rows in the layout of params; see
     _update.pxi); counters[0], the step count, is advanced per minibatch.
+
+    sample_weight (empty: unweighted; else one weight per row of X) scales
+    each sample's loss and output delta; a batch is then averaged over the
+    sum of its weights (a batch whose weights are all 0 takes a zero
+    gradient).  When not empty, batch_loss[k] receives minibatch k's loss sum
+    and batch_sq[k] the sum of ||W[l]||² (weights only) just before its update
+    (one entry per minibatch of this call).
 
     A batch is split into contiguous slices, one per row of grad (one per
     thread), whose gradients are summed in thread order: the result depends
@@ -648,9 +702,15 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     cdef const int64_t* lab = labels_or_null(labels)
     cdef const Py_ssize_t* idx = &order[0]
     cdef floating neg_lr = <floating>(-rule.lr)
+    cdef const floating* sw = weights_or_null(sample_weight)
+    cdef bint write_loss = batch_loss.shape[0] > 0, write_sq = batch_sq.shape[0] > 0
+    cdef Py_ssize_t b = 0
     cdef double stats[2]
+    cdef double sw_sum, batch_sum
+    cdef floating scale
     cdef bint fused = (batch_size == 1 and rule_code == RULE_SGD and rule.h[0] == 0
-                       and rule.weight_decay == 0)
+                       and rule.weight_decay == 0 and sw == NULL and not write_loss
+                       and not write_sq)
     stats[0] = 0
     stats[1] = 0
     with nogil:
@@ -682,36 +742,51 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             n_t = n_threads if n_threads < size else size
             counters[0] += 1
             rule.step = counters[0]
+            if sw == NULL:
+                scale = <floating>(1.0 / size)
+            else:
+                sw_sum = 0
+                for k in range(start, stop):
+                    sw_sum += sw[idx[k]]
+                scale = <floating>(1.0 / sw_sum) if sw_sum > 0 else 0
+            if write_sq:
+                batch_sq[b] = squared_weights(&net, p)
             if n_t == 1:
                 thread_stats[0, 0] = 0
                 thread_stats[0, 1] = 0
-                accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, idx, start, stop,
+                accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, sw, idx, start, stop,
                            &thread_stats[0, 0])
-                update_span(&net, &rule, p, g0, st, 0, n_params, <floating>(1.0 / size))
+                update_span(&net, &rule, p, g0, st, 0, n_params, scale)
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
                     thread_stats[t, 0] = 0
                     thread_stats[t, 1] = 0
-                    accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, idx,
+                    accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, sw, idx,
                                start + t * size // n_t, start + (t + 1) * size // n_t,
                                &thread_stats[t, 0])
                 # ...then the sum over threads and the update of its share of params.
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
                     reduce_update(&net, &rule, p, g0, n_t, st,
                                   t * n_params // n_t, (t + 1) * n_params // n_t,
-                                  <floating>(1.0 / size))
+                                  scale)
+            batch_sum = 0
             for t in range(n_t):
-                stats[0] += thread_stats[t, 0]
+                batch_sum += thread_stats[t, 0]
                 stats[1] += thread_stats[t, 1]
+            stats[0] += batch_sum
+            if write_loss:
+                batch_loss[b] = batch_sum
+            b += 1
             start = stop
     return stats[0], stats[1]
 
 
 def gradient(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::1] grad,
              floating[::1] ws, const floating[:, ::1] X, const floating[:, ::1] Y,
-             const int64_t[::1] labels):
-    """grad = the sum over the samples of X of dL/dparams (params unchanged).
+             const int64_t[::1] labels, const floating[::1] sample_weight):
+    """grad = the sum over the samples of X of dL/dparams (params unchanged),
+    each sample's term (and loss) times its weight unless sample_weight is empty.
 
     ws keeps z, a and delta of the last sample (what trace() shows).
     Returns (sum of losses, number of labels predicted correctly).
@@ -724,7 +799,8 @@ def gradient(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
         clear_delta(&net, &ws[0])
         memset(&grad[0], 0, net.n_params * sizeof(floating))
         accumulate(&net, &params[0], &grad[0], &ws[0], &X[0, 0], rows_or_null(Y),
-                   labels_or_null(labels), NULL, 0, X.shape[0], stats)
+                   labels_or_null(labels), weights_or_null(sample_weight), NULL, 0,
+                   X.shape[0], stats)
     return stats[0], stats[1]
 
 

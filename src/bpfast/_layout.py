@@ -9,10 +9,13 @@ W[l] through the transposed view, shape (size[l+1], size[l]).
 import numpy as np
 
 # Codes shared with the kernel's enums.
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5}
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5,
+               "exp": 6}
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity", "tanh", "relu")
-LOSSES = {"mse": 0, "cross_entropy": 1}
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity", "tanh", "relu", "exp")
+LOSSES = {"mse": 0, "cross_entropy": 1, "poisson": 2}
+# The output activation each loss requires (a loss not listed takes any).
+LOSS_OUTPUTS = {"cross_entropy": ("softmax", "sigmoid"), "poisson": ("exp",)}
 SPEC_HEADER = 4
 
 

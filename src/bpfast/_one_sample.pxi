@@ -125,7 +125,7 @@ cdef double run_step(const Net* net, Rule* rule, bint fused, floating* params,
         step_one(net, params, ws, x, y, label, 0, <floating>(-rule.lr), stats)
     else:
         rule.step = counters[0]
-        accumulate(net, params, grad, ws, x, y, label, NULL, 0, 1, stats)
+        accumulate(net, params, grad, ws, x, y, label, <const floating*>NULL, NULL, 0, 1, stats)
         update_span(net, rule, params, grad, state, 0, n, <floating>1.0)
     committed[0] = isfinite(stats[0]) and finite(params, n)
     if not committed[0]:

@@ -32,11 +32,14 @@ class Fit:
 
     def __init__(self, net, X, Y, *, epochs, lr, batch_size, shuffle, seed, momentum,
                  nesterov, weight_decay, validation_data, progress, callbacks, n_threads,
-                 optimizer, schedule, hogwild):
+                 optimizer, schedule, sample_weight=None, hogwild=False):
         v = _validate
         self.net = net
         self.X, self.targets, _ = net._data(X, Y)
         self.epochs = v.check_int("epochs", epochs, minimum=1)
+        from .mlp import _check_sample_weight
+        self.sample_weight = (None if sample_weight is None else
+                              _check_sample_weight(sample_weight, self.X.shape[0], net.dtype))
         self.optimizer = None
         if optimizer is not None:
             self.optimizer = optim.check_optimizer(optimizer)
@@ -106,6 +109,8 @@ class Fit:
         if self.batch_size != 1:
             raise ValueError(f"hogwild: needs batch_size=1 (per-sample SGD); got "
                              f"batch_size={self.batch_size}")
+        if self.sample_weight is not None:
+            raise ValueError("hogwild: runs unweighted per-sample SGD; got sample_weight")
         opt = self.optimizer
         if opt is None:
             plain = self.momentum == 0 and self.weight_decay == 0
@@ -147,13 +152,16 @@ class Fit:
         threads = self.n_threads if self.hogwild else min(self.n_threads, batch)
         order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
         saved = (net._snapshot(), opt._snapshot())
+        w = self.sample_weight
+        w_seen = 0.0
         lr = opt.lr
         step = chunk_samples(net.n_params, batch)
         loss_sum = n_correct = 0.0
         start_time = time.perf_counter()
         for start in range(0, n, step):
             chunk = order[start:start + step]
-            l_sum, c = net._train(X, T, chunk, batch, opt, threads, self.hogwild)
+            l_sum, c = net._train(X, T, chunk, batch, opt, threads,
+                                  sample_weight=self.sample_weight, hogwild=self.hogwild)
             loss_sum += l_sum
             n_correct += c
             if not (np.isfinite(l_sum) and net._finite()):
@@ -165,10 +173,13 @@ class Fit:
                     f"restored to the start of that epoch. Try a smaller lr "
                     f"(e.g. {lr / 10:g}).")
             done = start + len(chunk)
-            bar.update(len(chunk), loss_sum / done,
+            if w is not None:
+                w_seen += float(w[chunk].sum())
+            seen = done if w is None else max(w_seen, 1e-300)
+            bar.update(len(chunk), loss_sum / seen,
                        n_correct / done if T.classification else None)
         seconds = time.perf_counter() - start_time
-        logs = {"loss": loss_sum / n}
+        logs = {"loss": loss_sum / (n if w is None else float(w.sum()))}
         if T.classification:
             logs["accuracy"] = n_correct / n
         if self.validation is not None:

@@ -32,7 +32,8 @@ cdef enum:
     H_LR = 0
     H_WEIGHT_DECAY = 1
     H_BIAS_DECAY = 2          # factor on weight_decay for the biases (1: torch, 0: weights only)
-    H_ARGS = 3
+    H_MEAN_DECAY = 3          # 1: weight_decay is scaled by the batch scale 1/sum(w) (scikit-learn's alpha)
+    H_ARGS = 4
 
 
 cdef struct Rule:
@@ -40,6 +41,7 @@ cdef struct Rule:
     double lr
     double weight_decay
     double bias_decay
+    bint mean_decay
     const double* h           # the rule's own hyperparameters, hyper[H_ARGS:]
     double step               # this step's number, 1 for the first
     Py_ssize_t stride         # distance between two state slots
@@ -53,6 +55,7 @@ cdef inline Rule make_rule(int code, const double* hyper, Py_ssize_t stride,
     r.lr = hyper[H_LR]
     r.weight_decay = hyper[H_WEIGHT_DECAY]
     r.bias_decay = hyper[H_BIAS_DECAY]
+    r.mean_decay = hyper[H_MEAN_DECAY] != 0
     r.h = hyper + H_ARGS
     r.step = 0
     r.stride = stride
@@ -73,11 +76,17 @@ cdef inline floating clamp(floating x, floating lo, floating hi) noexcept nogil:
 
 cdef void sgd_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py_ssize_t n,
                    floating scale, floating wd) noexcept nogil:
-    """torch.optim.SGD.  h = (momentum, dampening, nesterov); slot 0 momentum_buffer.
+    """torch.optim.SGD.  h = (momentum, dampening, nesterov, velocity); slot 0
+    momentum_buffer.
 
     g = mean grad + wd p;  buf = g on the first step, else
     momentum buf + (1 - dampening) g;  g = g + momentum buf (Nesterov) or buf;
     p -= lr g.
+
+    velocity != 0 is scikit-learn's form, where the slot holds the velocity
+    (lr already in it): v = momentum v - lr g;  p += momentum v - lr g
+    (Nesterov) or v.  Both forms agree while lr is constant (v = -lr buf);
+    only this one is scikit-learn's when lr changes between steps.
     """
     cdef Py_ssize_t k
     cdef floating g, buf, lr = <floating>r.lr
@@ -86,11 +95,21 @@ cdef void sgd_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py_
     # torch starts the buffer at g; from a zeroed buffer that is what the
     # general rule gives too, unless dampening scales g
     cdef bint first = r.step == 1 and r.h[1] != 0
+    cdef bint velocity = r.h[3] != 0
+    cdef floating v
     if momentum == 0:
         for k in range(n):
             g = g_sum[k] * scale + wd * p[k]
             g_sum[k] = 0
             p[k] -= lr * g
+        return
+    if velocity:
+        for k in range(n):
+            g = g_sum[k] * scale + wd * p[k]
+            g_sum[k] = 0
+            v = momentum * s[k] - lr * g
+            s[k] = v
+            p[k] += (momentum * v - lr * g) if nesterov else v
         return
     for k in range(n):
         g = g_sum[k] * scale + wd * p[k]
@@ -102,12 +121,16 @@ cdef void sgd_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py_
 
 cdef void adam_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py_ssize_t n,
                     floating scale, floating wd) noexcept nogil:
-    """torch.optim.Adam and AdamW.  h = (beta1, beta2, eps, amsgrad, decoupled);
-    slots exp_avg, exp_avg_sq (, max_exp_avg_sq with amsgrad).
+    """torch.optim.Adam and AdamW.  h = (beta1, beta2, eps, amsgrad, decoupled,
+    sklearn); slots exp_avg, exp_avg_sq (, max_exp_avg_sq with amsgrad).
 
     AdamW (decoupled) scales p by 1 - lr wd, Adam adds wd p to g;
     m += (1 - beta1)(g - m);  v = beta2 v + (1 - beta2) g²;
     p -= lr / (1 - beta1^t) · m / (sqrt(v or max v) / sqrt(1 - beta2^t) + eps).
+
+    sklearn != 0 is scikit-learn's AdamOptimizer, whose eps sits outside the
+    bias correction: m = beta1 m + (1 - beta1) g, v as above,
+    p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) · m / (sqrt(v) + eps).
     """
     cdef Py_ssize_t k
     cdef floating* m = s
@@ -117,7 +140,8 @@ cdef void adam_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py
     cdef double beta1 = r.h[0], beta2 = r.h[1]
     cdef floating one_m_b1 = <floating>(1 - beta1), b2 = <floating>beta2
     cdef floating one_m_b2 = <floating>(1 - beta2), eps = <floating>r.h[2]
-    cdef bint amsgrad = r.h[3] != 0, decoupled = r.h[4] != 0
+    cdef bint amsgrad = r.h[3] != 0, decoupled = r.h[4] != 0, sklearn = r.h[5] != 0
+    cdef floating b1 = <floating>beta1
     cdef floating step_size = <floating>(r.lr / (1 - pow(beta1, r.step)))
     # torch divides sqrt(v) by sqrt(1 - beta2^t); a multiplication by the
     # reciprocal differs by at most one rounding and saves a division per
@@ -125,6 +149,17 @@ cdef void adam_rule(const Rule* r, floating* p, floating* g_sum, floating* s, Py
     cdef floating inv_bc2_sqrt = <floating>(1 / sqrt(1 - pow(beta2, r.step)))
     cdef floating shrink = <floating>(1 - r.lr * wd)
     cdef floating decay = 0 if decoupled else wd
+    cdef floating lr_t = <floating>(r.lr * sqrt(1 - pow(beta2, r.step)) / (1 - pow(beta1, r.step)))
+    if sklearn:
+        for k in range(n):
+            g = g_sum[k] * scale + decay * p[k]
+            g_sum[k] = 0
+            m_k = b1 * m[k] + one_m_b1 * g
+            v_k = b2 * v[k] + one_m_b2 * (g * g)
+            m[k] = m_k
+            v[k] = v_k
+            p[k] -= lr_t * m_k / (_sqrt(v_k) + eps)
+        return
     for k in range(n):
         if decoupled:
             p[k] *= shrink

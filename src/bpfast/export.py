@@ -22,6 +22,8 @@ import importlib
 import os
 import tempfile
 
+import copy
+
 import numpy as np
 
 from ._layout import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
@@ -161,7 +163,7 @@ def to_onnx(net, path=None):
 def _onnx_activation(act, z, a, nodes, inits, dtype):
     """Append the nodes computing a = act(z); returns the name holding a."""
     from onnx import helper, numpy_helper
-    simple = {"tanh": "Tanh", "relu": "Relu"}
+    simple = {"tanh": "Tanh", "relu": "Relu", "exp": "Exp"}
     if act == "identity":
         return z
     if act == "sigmoid":
@@ -238,6 +240,9 @@ def to_torch(net, path=None):
     torch = _require("torch", "torch", "to_torch")
     nn = torch.nn
     make = _torch_activations(nn)
+    if net.output not in make:
+        raise ValueError(f"to_torch: net: the output {net.output!r} has no torch.nn module; "
+                         f"expected one of {sorted(make)}")
     dtype = getattr(torch, net.dtype.name)
     modules = []
     for W, b, act in _parameters(net):
@@ -457,8 +462,6 @@ def to_sklearn(estimator):
     cls = MLPClassifier if classifier else MLPRegressor
     names = cls().get_params()
     params = {k: v for k, v in estimator.get_params(deep=False).items() if k in names}
-    params.setdefault("solver", "sgd")
-    params.setdefault("learning_rate", "constant")
     params.update(hidden_layer_sizes=tuple(net.layers[1:-1]),
                   activation=_SKLEARN_HIDDEN[net.activation])
     model = cls(**params)
@@ -478,5 +481,7 @@ def to_sklearn(estimator):
         setattr(model, name, None if value is None else list(value))
     if classifier:
         model.classes_ = np.array(estimator.classes_)
-        model._label_binarizer = LabelBinarizer().fit(model.classes_)
+        binarizer = getattr(estimator, "_label_binarizer", None)   # multilabel: fitted on y
+        model._label_binarizer = (copy.deepcopy(binarizer) if binarizer is not None
+                                  else LabelBinarizer().fit(model.classes_))
     return model

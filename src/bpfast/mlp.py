@@ -8,7 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _dispatch, _validate, optim
-from ._layout import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Layout
+from ._layout import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, LOSSES, OUTPUT_ACTIVATIONS, Layout
 from .errors import DivergenceError
 
 __all__ = ["MLP"]
@@ -18,6 +18,9 @@ INITS = ("auto", "xavier", "he", "normal", "scaled_normal")
 Backprop = namedtuple("Backprop", "weights biases z a delta y grad_w grad_b loss")
 Backprop.__doc__ = """What `MLP._backprop` returns: lists per weight layer l (a has L + 1
 entries, a[0] = x), each a fresh array; y the target vector of the last sample."""
+
+
+_EMPTY_F64 = np.empty(0)      # an optional kernel output that is not written
 
 
 def _memory_limit():
@@ -45,6 +48,33 @@ def _init_layer(rng, init, n_in, n_out):
     return rng.normal(size=(n_out, n_in)), rng.normal(size=n_out)   # "normal"
 
 
+def _check_sample_weight(sample_weight, n, dtype):
+    """None (unweighted: an empty array, as the kernel reads it) or n finite
+    weights >= 0, not all zero, as a C-contiguous array of the network's dtype."""
+    if sample_weight is None:
+        return np.empty(0, dtype=dtype)
+    try:
+        w = np.asarray(sample_weight)
+    except Exception as exc:
+        raise TypeError(f"sample_weight: expected an array of {n} numbers; got "
+                        f"{type(sample_weight).__name__}") from exc
+    if w.dtype == bool or not (np.issubdtype(w.dtype, np.floating)
+                               or np.issubdtype(w.dtype, np.integer)):
+        raise TypeError(f"sample_weight: expected an array of {n} real numbers; got an "
+                        f"array of dtype {w.dtype}")
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight: expected shape ({n},), one weight per sample; "
+                         f"got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight: expected finite weights; got NaN or inf")
+    if (w < 0).any():
+        raise ValueError(f"sample_weight: expected weights >= 0; got {w.min()}")
+    if not (w > 0).any():
+        raise ValueError("sample_weight: expected at least one weight > 0; got all zeros")
+    return w
+
+
 def _auto_init(activation):
     return "he" if activation in ("relu", "leaky_relu") else "xavier"
 
@@ -58,12 +88,15 @@ class MLP:
         Layer sizes including input and output, e.g. ``[784, 30, 10]``.
     activation : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}
         Activation of the hidden layers (leaky_relu has slope 0.01).
-    output : {"sigmoid", "softmax", "identity", "tanh", "relu"}
-        Activation of the output layer.
-    loss : {"mse", "cross_entropy"}
+    output : {"sigmoid", "softmax", "identity", "tanh", "relu", "exp"}
+        Activation of the output layer (``exp``: a = e^z, for counts and rates).
+    loss : {"mse", "cross_entropy", "poisson"}
         ``mse`` is ½·Σ(a − y)² per sample; ``cross_entropy`` is −Σ y log a
-        (softmax output) or the binary form (sigmoid output).  Every reported
-        loss and gradient is the mean over samples.
+        (softmax output) or the binary form (sigmoid output); ``poisson`` is
+        the half Poisson deviance Σ_k [y log(y/a) − y + a] (0·log 0 = 0) and
+        needs ``output="exp"`` (canonical link: δ = a − y) and targets ≥ 0.
+        Every reported loss and gradient is the mean over samples (the
+        weighted mean Σ w·l / Σ w where ``sample_weight`` is given).
     dtype : {"float32", "float64"}
     init : {"auto", "xavier", "he", "normal", "scaled_normal"}
         ``auto`` uses He for relu/leaky_relu layers and Glorot (Xavier)
@@ -88,9 +121,10 @@ class MLP:
         _validate.check_choice("loss", loss, tuple(LOSSES))
         _validate.check_choice("init", init, INITS)
         dtype = _validate.check_dtype(dtype)
-        if loss == "cross_entropy" and output not in ("softmax", "sigmoid"):
-            raise ValueError(f"loss: 'cross_entropy' needs output='softmax' or 'sigmoid'; "
-                             f"got output={output!r}")
+        needs = LOSS_OUTPUTS.get(loss)
+        if needs is not None and output not in needs:
+            raise ValueError(f"loss: {loss!r} needs output="
+                             f"{' or '.join(repr(o) for o in needs)}; got output={output!r}")
         if seed is not None:
             seed = _validate.check_int("seed", seed, minimum=0)
         n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(layers[:-1], layers[1:]))
@@ -240,18 +274,37 @@ class MLP:
             self._workspaces[n_threads] = work
         return work
 
-    def _train(self, X, targets, order, batch_size, opt, n_threads=1, hogwild=False):
+    def _train(self, X, targets, order, batch_size, opt, n_threads=1, sample_weight=None,
+               batch_loss=None, batch_sq=None, hogwild=False):
         """Run the training kernel: samples order[...] of X in minibatches of
         batch_size, each updated by `opt`.  Returns (loss sum, number correct).
+
+        sample_weight: None or the checked weights of the rows of X (see
+        `_check_sample_weight`); each batch is then averaged over its sum of
+        weights and the loss sum is weighted.  batch_loss, batch_sq: None or
+        float64 arrays of one entry per minibatch of this call, receiving each
+        batch's loss sum and sum of ||W[l]||² before its update.
 
         The one call path from Python into the training kernel; callers hold
         the lock and have validated everything.
         """
         code, hyper, state, counters = opt._kernel_args(self)
         grad, ws, stats = self._workspace(n_threads)
+        if sample_weight is None:
+            sample_weight = np.empty(0, dtype=self._dtype)
+        n_batches = -(-len(order) // batch_size)
+        for name, out in (("batch_loss", batch_loss), ("batch_sq", batch_sq)):
+            if out is not None and (out.dtype != np.float64 or out.shape != (n_batches,)
+                                    or not out.flags.c_contiguous):
+                raise ValueError(f"{name}: expected a float64 array of shape ({n_batches},)")
+        if sample_weight.shape[0] not in (0, X.shape[0]):
+            raise ValueError(f"sample_weight: expected {X.shape[0]} weights")
         return _dispatch.kernel.train(self._layout.spec, self._params, grad, ws, stats, X,
                                       targets.rows, targets.labels, order, batch_size,
-                                      code, hyper, state, counters, hogwild)
+                                      code, hyper, sample_weight,
+                                      _EMPTY_F64 if batch_loss is None else batch_loss,
+                                      _EMPTY_F64 if batch_sq is None else batch_sq,
+                                      state, counters, hogwild=hogwild)
 
     def _snapshot(self):
         """An opaque copy of the parameters, for `_restore` (taken under the lock)."""
@@ -292,7 +345,12 @@ class MLP:
         return _validate.as_inputs(X, self._layout.layers[0], self._dtype, name)
 
     def _targets(self, Y, n, single, name="Y"):
-        return _validate.as_targets(Y, n, self._layout.layers[-1], self._dtype, single, name)
+        targets = _validate.as_targets(Y, n, self._layout.layers[-1], self._dtype, single,
+                                       name)
+        if self._config["loss"] == "poisson" and (targets.rows < 0).any():
+            raise ValueError(f"{name}: the poisson loss needs targets >= 0; got "
+                             f"{targets.rows.min()}")
+        return targets
 
     def _data(self, X, Y, xname="X", yname="Y"):
         X, single = self._inputs(X, xname)
@@ -367,17 +425,36 @@ class MLP:
 
     # ------------------------------------------------------------ gradients
 
-    def _gradient(self, X, targets):
-        """Mean gradient as a flat buffer, the mean loss, and the scratch row."""
+    def _gradient(self, X, targets, sample_weight=None):
+        """Mean gradient as a flat buffer, the mean loss, and the scratch row.
+
+        With checked `sample_weight`: the weighted means (sums over Σ w)."""
         grad = self._grad_buffer()[0]
         ws = self._scratch()[0]
+        if sample_weight is None:
+            sample_weight = np.empty(0, dtype=self._dtype)
         with self._lock:
             loss_sum, _ = _dispatch.kernel.gradient(self._layout.spec, self._params, grad, ws,
-                                                    X, targets.rows, targets.labels)
-        n = X.shape[0]
-        if n > 1:
+                                                    X, targets.rows, targets.labels,
+                                                    sample_weight)
+        n = float(sample_weight.sum()) if sample_weight.size else X.shape[0]
+        if n != 1:
             grad /= n
         return grad, loss_sum / n, ws
+
+    def _loss_gradient(self, X, Y, sample_weight=None):
+        """(mean loss, grad_w list, grad_b list) in one pass over the data; no update.
+
+        Weighted means with `sample_weight`.  What L-BFGS needs (the
+        estimators' solver="lbfgs"): the objective and its gradient together.
+        """
+        X, targets, _ = self._data(X, Y)
+        w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0],
+                                                                    self._dtype)
+        grad, loss, _ = self._gradient(X, targets, w)
+        grad_w = [np.array(W, order="C") for W in self._layout.weight_views(grad)]
+        grad_b = list(self._layout.bias_views(grad))
+        return loss, grad_w, grad_b
 
     def gradients(self, X, Y):
         """(grad_w, grad_b): lists of the mean dL/dW[l], dL/db[l]; no update."""
@@ -404,10 +481,12 @@ class MLP:
             self._plain_sgd._lr = lr
             return self._step(X, targets, self._plain_sgd, "sgd_step", f"lr={lr:g}")
 
-    def step(self, X, Y, opt):
+    def step(self, X, Y, opt, sample_weight=None):
         """One in-place update by optimizer `opt` with this batch's mean gradient.
 
-        Returns the mean loss before the update.  `opt` (a ``bpfast.optim``
+        Returns the mean loss before the update.  With `sample_weight` (one
+        weight >= 0 per sample, not all zero) the gradient and the loss are
+        the weighted means Σ w·g / Σ w.  `opt` (a ``bpfast.optim``
         optimizer) makes its state on its first step and belongs to this
         network from then on.  Raises DivergenceError, with the parameters and
         the optimizer's state restored, when the loss or a parameter is not
@@ -420,15 +499,18 @@ class MLP:
                 return loss
         X, targets, _ = self._data(X, Y)
         opt = optim.check_optimizer(opt)
+        w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0],
+                                                                    self._dtype)
         with self._lock:
             opt._bind(self)      # a network it does not belong to: ValueError, nothing changed
-            return self._step(X, targets, opt, "step", f"{opt!r}")
+            return self._step(X, targets, opt, "step", f"{opt!r}", w)
 
-    def _step(self, X, targets, opt, caller, setting):
+    def _step(self, X, targets, opt, caller, setting, sample_weight=None):
         n = X.shape[0]
         saved, saved_opt = self._params.copy(), opt._snapshot()
-        loss_sum, _ = self._train(X, targets, np.arange(n, dtype=np.intp), n, opt)
-        loss = loss_sum / n
+        loss_sum, _ = self._train(X, targets, np.arange(n, dtype=np.intp), n, opt,
+                                  sample_weight=sample_weight)
+        loss = loss_sum / (n if sample_weight is None else float(sample_weight.sum()))
         if not (np.isfinite(loss) and self._finite()):
             self._params[...] = saved
             opt._restore(saved_opt)
@@ -440,7 +522,7 @@ class MLP:
     def fit(self, X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=True, seed=None,
             momentum=0.0, nesterov=False, weight_decay=0.0, validation_data=None,
             progress=None, callbacks=(), n_threads=1, optimizer=None, schedule=None,
-            hogwild=False):
+            sample_weight=None, hogwild=False):
         """Train by minibatch gradient descent; returns a History (also ``net.history``).
 
         Without `optimizer`, the update is ``torch.optim.SGD`` exactly
@@ -482,6 +564,12 @@ class MLP:
             Changes the optimizer's lr after every epoch (``StepLR``,
             ``ExponentialLR``, ``CosineAnnealingLR``, ``ReduceLROnPlateau``).
             Every history row has the ``lr`` its epoch used.
+        sample_weight : array of shape (n,) or None
+            One weight >= 0 per sample (not all zero): each sample's gradient and
+            loss count w times, and every minibatch is averaged over the sum of its
+            weights (a batch of zero weights takes a zero gradient).  History's
+            ``loss`` is then the weighted mean Σ w·l / Σ w; ``accuracy`` stays the
+            plain fraction of samples predicted correctly.
         hogwild : bool
             Per-sample SGD on `n_threads` threads at once, over the shared
             parameters and without locks (Hogwild!, as fastText and Vowpal
@@ -501,7 +589,8 @@ class MLP:
                    seed=seed, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay, validation_data=validation_data,
                    progress=progress, callbacks=callbacks, n_threads=n_threads,
-                   optimizer=optimizer, schedule=schedule, hogwild=hogwild).run()
+                   optimizer=optimizer, schedule=schedule, sample_weight=sample_weight,
+                   hogwild=hogwild).run()
 
     # ------------------------------------------------------------ teaching and files
 

@@ -80,6 +80,9 @@ class Optimizer:
         self._counters = np.zeros(1)   # [step count]
         self._pending = None      # a loaded state_dict's state, applied on binding
         self._bias_decay = 1.0    # torch decays the biases as well as the weights
+        # 1.0: weight_decay is multiplied by the batch scale 1/sum(w), as
+        # scikit-learn's alpha (gradient + alpha W / n_batch); torch: 0.0
+        self._mean_decay = 0.0
 
     # ---------------------------------------------------------- hyperparameters
 
@@ -113,9 +116,10 @@ class Optimizer:
         return self._hyperparameters().get("weight_decay", 0.0)
 
     def _hyper(self):
-        """The kernel's hyperparameter array: lr, weight_decay, bias_decay, args."""
-        return np.array([self._lr, self._weight_decay, self._bias_decay, *self._args()],
-                        dtype=np.float64)
+        """The kernel's hyperparameter array: lr, weight_decay, bias_decay, mean_decay, args
+        (positions H_* in _update.pxi)."""
+        return np.array([self._lr, self._weight_decay, self._bias_decay, self._mean_decay,
+                         *self._args()], dtype=np.float64)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
@@ -296,13 +300,16 @@ class SGD(Optimizer):
             raise ValueError(f"nesterov: Nesterov momentum needs momentum > 0 and dampening 0; "
                              f"got momentum={self.momentum}, dampening={self.dampening}")
         self._keep_buffer = False
+        # True: scikit-learn's velocity form (v = momentum v - lr g; p += v), which
+        # differs from torch's buffer form only when lr changes between steps
+        self._velocity_form = False
 
     def _hyperparameters(self):
         return dict(lr=self._lr, momentum=self.momentum, dampening=self.dampening,
                     weight_decay=self.weight_decay, nesterov=self.nesterov)
 
     def _args(self):
-        return (self.momentum, self.dampening, float(self.nesterov))
+        return (self.momentum, self.dampening, float(self.nesterov), float(self._velocity_form))
 
     def _slots(self):
         return ("momentum_buffer",) if self.momentum != 0 or self._keep_buffer else ()
@@ -325,13 +332,17 @@ class Adam(Optimizer):
         self.eps = _validate.check_real("eps", eps, nonnegative=True)
         self.weight_decay = _validate.check_real("weight_decay", weight_decay, nonnegative=True)
         self.amsgrad = _check_bool("amsgrad", amsgrad)
+        # True: scikit-learn's AdamOptimizer (eps outside the bias correction:
+        # p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps)); amsgrad ignored
+        self._sklearn_eps = False
 
     def _hyperparameters(self):
         return dict(lr=self._lr, betas=self.betas, eps=self.eps,
                     weight_decay=self.weight_decay, amsgrad=self.amsgrad)
 
     def _args(self):
-        return (*self.betas, self.eps, float(self.amsgrad), float(self._decoupled))
+        return (*self.betas, self.eps, float(self.amsgrad), float(self._decoupled),
+                float(self._sklearn_eps))
 
     def _slots(self):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())

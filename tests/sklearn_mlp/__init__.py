@@ -1,0 +1,1 @@
+"""scikit-learn's own MLP tests, run against bpfast.sklearn (see conftest.py)."""
