@@ -654,6 +654,11 @@ cdef inline floating* rows_or_null_mut(floating[:, ::1] A) noexcept nogil:
     return &A[0, 0] if A.shape[0] > 0 else NULL
 
 
+cdef inline Py_ssize_t workers(Py_ssize_t n_slices, Py_ssize_t n_workers) noexcept nogil:
+    """OS threads for n_slices slices: n_workers, at most one per slice (0: one per slice)."""
+    return n_slices if n_workers <= 0 or n_workers > n_slices else n_workers
+
+
 def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] grad,
           floating[:, ::1] ws, double[:, ::1] thread_stats,
           const floating[:, ::1] X, const floating[:, ::1] Y,
@@ -661,7 +666,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
           Py_ssize_t batch_size, int rule_code, const double[::1] hyper,
           const floating[::1] sample_weight, double[::1] batch_loss,
           double[::1] batch_sq, floating[:, ::1] state, double[::1] counters,
-          bint hogwild=False):
+          bint hogwild=False, Py_ssize_t n_workers=0):
     """Train in place on the samples order[0], order[1], ... in minibatches.
 
     Targets are the rows of Y, or (when labels is not empty) the labels.
@@ -685,6 +690,11 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     one pass less).  With `hogwild` too, the samples are split between the
     rows of ws (threads), each running that fused per-sample SGD on the shared
     params without locks: not deterministic (see hogwild_slice).
+
+    n_workers (0: one per slice) is how many OS threads run the slices: fewer
+    run several slices each, in turn, with the same result bit for bit (the
+    slices and the order of their sums do not change), which lets the caller
+    fall back to one thread when the other cores are busy.
 
     params, state, counters: IN/OUT.  grad, ws, thread_stats: scratch, one
     row per thread.  Returns (sum of the per-sample losses, each measured
@@ -717,7 +727,8 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
         for t in range(n_threads):
             clear_delta(&net, &ws[t, 0])
         if fused and hogwild and n_threads > 1 and n >= n_threads:
-            for t in prange(n_threads, schedule="static", chunksize=1, num_threads=n_threads):
+            for t in prange(n_threads, schedule="static", chunksize=1,
+                            num_threads=workers(n_threads, n_workers)):
                 hogwild_slice(&net, p, &ws[t, 0], Xp, Yp, lab, idx, t * n // n_threads,
                               (t + 1) * n // n_threads, neg_lr, &thread_stats[t, 0])
             for t in range(n_threads):
@@ -759,14 +770,16 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 update_span(&net, &rule, p, g0, st, 0, n_params, scale)
             else:
                 # Each thread: the gradient of its share of the batch...
-                for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
+                for t in prange(n_t, schedule="static", chunksize=1,
+                                num_threads=workers(n_t, n_workers)):
                     thread_stats[t, 0] = 0
                     thread_stats[t, 1] = 0
                     accumulate(&net, p, &grad[t, 0], &ws[t, 0], Xp, Yp, lab, sw, idx,
                                start + t * size // n_t, start + (t + 1) * size // n_t,
                                &thread_stats[t, 0])
                 # ...then the sum over threads and the update of its share of params.
-                for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
+                for t in prange(n_t, schedule="static", chunksize=1,
+                                num_threads=workers(n_t, n_workers)):
                     reduce_update(&net, &rule, p, g0, n_t, st,
                                   t * n_params // n_t, (t + 1) * n_params // n_t,
                                   scale)

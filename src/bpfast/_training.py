@@ -27,6 +27,40 @@ def chunk_samples(n_params, batch_size):
     return max(1, samples // batch_size) * batch_size
 
 
+class WorkerChoice:
+    """How many OS threads run a chunk's n_threads slices: all, or one.
+
+    The kernel's result depends only on the number of slices (n_threads),
+    never on how many threads run them, so this choice is free to follow
+    the machine: the first chunks are timed with every thread and with one,
+    and the faster per sample is used, timed again every `REPROBE` chunks.
+    With the other cores busy, OpenMP threads that wait for each other can
+    be several times slower than one thread alone; this keeps fit(n_threads)
+    from ever paying that for long.
+    """
+
+    REPROBE = 32
+
+    def __init__(self):
+        self.seconds_per_sample = {}     # workers -> last measured s/sample
+        self.chunks = 0
+
+    def choose(self, n_threads):
+        if n_threads == 1:
+            return 1
+        k = self.chunks % self.REPROBE
+        if k == 0 or n_threads not in self.seconds_per_sample:
+            return n_threads
+        if k == 1 or 1 not in self.seconds_per_sample:
+            return 1
+        return min(self.seconds_per_sample, key=self.seconds_per_sample.get)
+
+    def record(self, n_threads, workers, samples, seconds):
+        self.chunks += 1
+        if n_threads > 1 and samples > 0:
+            self.seconds_per_sample[workers] = seconds / samples
+
+
 class Fit:
     """One call of MLP.fit: validates every argument up front, then runs."""
 
@@ -103,6 +137,7 @@ class Fit:
         with net._lock:
             opt._bind(net)      # last: a network it does not belong to is a ValueError
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
+        self.workers = WorkerChoice()
 
     def _check_hogwild(self):
         """Hogwild runs the fused per-sample plain SGD step only."""
@@ -160,8 +195,12 @@ class Fit:
         start_time = time.perf_counter()
         for start in range(0, n, step):
             chunk = order[start:start + step]
+            workers = self.workers.choose(threads)
+            tic = time.perf_counter()
             l_sum, c = net._train(X, T, chunk, batch, opt, threads,
-                                  sample_weight=self.sample_weight, hogwild=self.hogwild)
+                                  sample_weight=self.sample_weight, hogwild=self.hogwild,
+                                  n_workers=workers)
+            self.workers.record(threads, workers, len(chunk), time.perf_counter() - tic)
             loss_sum += l_sum
             n_correct += c
             if not (np.isfinite(l_sum) and net._finite()):

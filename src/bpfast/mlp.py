@@ -275,7 +275,7 @@ class MLP:
         return work
 
     def _train(self, X, targets, order, batch_size, opt, n_threads=1, sample_weight=None,
-               batch_loss=None, batch_sq=None, hogwild=False):
+               batch_loss=None, batch_sq=None, hogwild=False, n_workers=0):
         """Run the training kernel: samples order[...] of X in minibatches of
         batch_size, each updated by `opt`.  Returns (loss sum, number correct).
 
@@ -304,7 +304,7 @@ class MLP:
                                       code, hyper, sample_weight,
                                       _EMPTY_F64 if batch_loss is None else batch_loss,
                                       _EMPTY_F64 if batch_sq is None else batch_sq,
-                                      state, counters, hogwild=hogwild)
+                                      state, counters, hogwild=hogwild, n_workers=n_workers)
 
     def _snapshot(self):
         """An opaque copy of the parameters, for `_restore` (taken under the lock)."""

@@ -1,0 +1,65 @@
+"""fit(n_threads=k): k slices per minibatch, run by as many OS threads as pay off.
+
+The result depends on the number of slices only: the same bit for bit
+whether one OS thread or k run them (so fit may fall back to one thread when
+the other cores are busy), and the fit loop's choice follows the timings.
+"""
+
+import numpy as np
+import pytest
+
+import bpfast
+from bpfast import optim
+from bpfast._training import WorkerChoice
+from bpfast._validate import as_targets
+from conftest import assert_same_params, params_snapshot
+
+
+@pytest.mark.parametrize("opt", [None, "adam"])
+@pytest.mark.parametrize("batch", [7, 32])
+def test_the_result_does_not_depend_on_the_os_threads(dtype, batch, opt):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 12)).astype(dtype)
+    y = rng.integers(0, 4, size=100)
+    nets = []
+    for workers in (1, 2, 3):
+        net = bpfast.MLP([12, 16, 4], "relu", "softmax", "cross_entropy", dtype=dtype, seed=0)
+        o = optim.Adam(lr=0.01) if opt else optim.SGD(lr=0.1, momentum=0.9)
+        targets = as_targets(y, 100, 4, net.dtype, False)
+        order = rng.permutation(100).astype(np.intp) if workers == 1 else order
+        with net._lock:
+            net._train(X, targets, order, batch, o, n_threads=3, n_workers=workers)
+        nets.append(net)
+    for other in nets[1:]:
+        assert_same_params(params_snapshot(nets[0]), params_snapshot(other))
+
+
+def test_fit_with_threads_equals_itself_whatever_the_timings(monkeypatch):
+    """Force the worker choice both ways: the trained networks are identical."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(300, 8)), rng.integers(0, 3, size=300)
+    results = []
+    for forced in (1, 2):
+        monkeypatch.setattr(WorkerChoice, "choose", lambda self, n, forced=forced: min(n, forced))
+        net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+        net.fit(X, y, epochs=3, batch_size=16, n_threads=2, shuffle=False, lr=0.2,
+                progress=False)
+        results.append(params_snapshot(net))
+    assert_same_params(*results)
+
+
+def test_worker_choice_follows_the_timings():
+    choice = WorkerChoice()
+    assert choice.choose(1) == 1
+    assert choice.choose(2) == 2                 # first: every thread
+    choice.record(2, 2, 1000, 4.0)               # 4 ms per sample with two threads
+    assert choice.choose(2) == 1                 # then one
+    choice.record(2, 1, 1000, 1.0)               # one thread is faster (a busy core)
+    for _ in range(WorkerChoice.REPROBE - 2):
+        assert choice.choose(2) == 1
+        choice.record(2, 1, 1000, 1.0)
+    assert choice.choose(2) == 2                 # timed again now and then
+    choice.record(2, 2, 1000, 0.5)               # the other core is free again
+    choice.choose(2)
+    choice.record(2, 1, 1000, 1.0)
+    assert choice.choose(2) == 2
