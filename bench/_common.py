@@ -423,10 +423,13 @@ class NetConfig:
 
 # The networks of the issue: N1 is the tutorials' network (Nielsen's
 # network.py), N2 and N3 are the usual MNIST classifiers, N4 is an iris-sized
-# regression net where per-call overheads dominate.
+# regression net where per-call overheads dominate.  N2r is N2 with relu
+# hidden units, the network of the Adam targets (bench/throughput.py
+# --optimizers adam).
 NETWORKS = {
     "N1": NetConfig("N1", (784, 30, 10), "sigmoid", "sigmoid", "mse", 0.5, "mnist"),
     "N2": NetConfig("N2", (784, 100, 10), "sigmoid", "softmax", "cross_entropy", 0.1, "mnist"),
+    "N2r": NetConfig("N2r", (784, 100, 10), "relu", "softmax", "cross_entropy", 0.1, "mnist"),
     "N3": NetConfig("N3", (784, 256, 128, 10), "relu", "softmax", "cross_entropy", 0.01,
                     "mnist"),
     "N4": NetConfig("N4", (4, 8, 3), "tanh", "identity", "mse", 0.01, "random"),

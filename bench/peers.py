@@ -1,7 +1,8 @@
-"""The competitors of bpfast: one epoch of SGD on the same network and data.
+"""The competitors of bpfast: one epoch of SGD (or Adam) on the same network and data.
 
 Each peer is a factory ``make_<peer>(cfg, data, batch_size, seed)`` that
-returns a `Trainer`: ``reset()`` builds fresh parameters (not timed) and
+returns a `Trainer` (the peers of ``ADAM_PEERS`` also take ``optimizer="adam"``
+and ``lr``): ``reset()`` builds fresh parameters (not timed) and
 ``epoch()`` trains one epoch over ``data`` in a new random order (timed).
 `samples_per_s` times one trainer on its own; bench/throughput.py times many
 trainers interleaved through ``_common.measure``.
@@ -14,11 +15,11 @@ to one thread (threadpoolctl) while NumPy and scikit-learn peers run, XLA's
 CPU backend without its thread pool; bpfast's n_threads=1 is the match.
 
 Peers:
-  torch            nn.Sequential + torch.optim.SGD, minibatches of any size
+  torch            nn.Sequential + torch.optim.SGD or Adam, minibatches of any size
   numpy            vectorised minibatch SGD (X_b @ W, W stored [in][out])
   numpy_textbook   Nielsen's network.py loop, one sample at a time (W [out][in])
   sklearn          MLPClassifier/MLPRegressor(solver="sgd").partial_fit
-  numba            an @njit per-sample loop, the same algorithm as bpfast
+  numba            an @njit per-sample loop, the same algorithm as bpfast (SGD or Adam)
   jax              jax.jit over lax.scan of per-sample jax.grad steps
   fann             libfann's incremental training (fann_train_epoch), via ctypes
 """
@@ -111,12 +112,18 @@ def _init_weights(cfg, rng, dtype):
 
 # ---------------------------------------------------------------- PyTorch
 
-def make_torch(cfg, data, batch_size, seed):
-    """nn.Sequential + optim.SGD (momentum 0), torch.set_num_threads(1).
+def make_torch(cfg, data, batch_size, seed, optimizer="sgd", lr=None, initial=None,
+               shuffle=True):
+    """nn.Sequential + optim.SGD (momentum 0) or optim.Adam (torch's defaults
+    but lr), torch.set_num_threads(1).
 
     The loss is bpfast's: ½·Σ(a − y)² per sample for mse, cross-entropy on the
     logits (F.cross_entropy, i.e. softmax + log-loss) for softmax outputs;
-    both averaged over the minibatch.
+    both averaged over the minibatch.  lr defaults to cfg.lr.  initial:
+    (weights, biases) to start from instead of torch's initialisation, in
+    bpfast's shapes (W [out][in]); shuffle=False visits the samples in order
+    (both to check the arithmetic against bpfast).  trainer.parameters()
+    returns W[0], b[0], W[1], ... as NumPy arrays.
     """
     try:
         import torch
@@ -142,6 +149,9 @@ def make_torch(cfg, data, batch_size, seed):
         final = acts[cfg.output]
     else:
         raise Unavailable(f"no torch equivalent written for {cfg.output}/{cfg.loss}")
+    if optimizer not in OPTIMIZERS:
+        raise Unavailable(f"no torch optimizer written for {optimizer!r}")
+    lr = cfg.lr if lr is None else lr
     state = {}
     n = X.shape[0]
 
@@ -153,14 +163,25 @@ def make_torch(cfg, data, batch_size, seed):
             modules.append(nn.Linear(cfg.layers[l], cfg.layers[l + 1], dtype=tdtype))
             modules.append(acts[cfg.activation]() if l < L - 1 else final())
         model = nn.Sequential(*modules)
+        if initial is not None:
+            with torch.no_grad():
+                for layer, W, b in zip(model[::2], *initial):
+                    layer.weight.copy_(torch.from_numpy(np.asarray(W)))
+                    layer.bias.copy_(torch.from_numpy(np.asarray(b)))
         state["model"] = model
-        state["opt"] = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.0)
+        if optimizer == "adam":
+            state["opt"] = torch.optim.Adam(model.parameters(), lr=lr)
+        else:
+            state["opt"] = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
         state["gen"] = torch.Generator().manual_seed(seed)
 
     def epoch():
         model, opt = state["model"], state["opt"]
-        perm = torch.randperm(n, generator=state["gen"])
-        Xp, Tp = X[perm], T[perm]
+        if shuffle:
+            perm = torch.randperm(n, generator=state["gen"])
+            Xp, Tp = X[perm], T[perm]
+        else:
+            Xp, Tp = X, T
         for start in range(0, n, batch_size):
             xb, tb = Xp[start:start + batch_size], Tp[start:start + batch_size]
             loss = loss_fn(model(xb), tb)
@@ -168,8 +189,13 @@ def make_torch(cfg, data, batch_size, seed):
             loss.backward()
             opt.step()
 
+    def parameters():
+        return [p.detach().numpy().copy() for p in state["model"].parameters()]
+
     reset()
-    return Trainer(reset, epoch)
+    trainer = Trainer(reset, epoch)
+    trainer.parameters = parameters
+    return trainer
 
 
 # ---------------------------------------------------------------- NumPy
@@ -359,7 +385,8 @@ _numba_epoch = None
 
 
 def _compile_numba():
-    """Build the @njit per-sample SGD loop (once per process)."""
+    """Build the @njit per-sample SGD and Adam loops (once per process); returns
+    (sgd epoch, adam epoch)."""
     global _numba_epoch
     if _numba_epoch is not None:
         return _numba_epoch
@@ -396,6 +423,45 @@ def _compile_numba():
         return 1.0
 
     @njit
+    def forward(size, acts, w_off, b_off, u_off, params, x, z, a):
+        """z = b, then z += a_j W[j, :] for every nonzero input a_j; a = f(z).
+
+        Layer l+1's units are z[u_off[l]:], a[u_off[l]:] (flat layout, W [in][out]).
+        """
+        L = size.shape[0] - 1
+        for l in range(L):
+            n_in, n_out, uo = size[l], size[l + 1], u_off[l]
+            W = params[w_off[l]:b_off[l]].reshape((n_in, n_out))
+            b = params[b_off[l]:b_off[l] + n_out]
+            a_prev = x if l == 0 else a[u_off[l - 1]:u_off[l - 1] + n_in]
+            z_l = z[uo:uo + n_out]
+            a_l = a[uo:uo + n_out]
+            z_l[:] = b
+            for j in range(n_in):
+                a_j = a_prev[j]
+                if a_j != 0:
+                    W_j = W[j]
+                    for i in range(n_out):
+                        z_l[i] += a_j * W_j[i]
+            if acts[l] == 5:
+                e = np.exp(z_l - z_l.max())
+                a_l[:] = e / e.sum()
+            else:
+                for i in range(n_out):
+                    a_l[i] = act(acts[l], z_l[i])
+
+    @njit
+    def output_delta(size, acts, loss, u_off, y, z, a, delta):
+        """a - y, times f'(z) for mse through sigmoid/tanh/relu."""
+        L = size.shape[0] - 1
+        uo, code = u_off[L - 1], acts[L - 1]
+        for k in range(size[L]):
+            d = a[uo + k] - y[k]
+            if loss == 0 and code != 5 and code != 0:
+                d *= act_prime(code, z[uo + k], a[uo + k])
+            delta[uo + k] = d
+
+    @njit
     def epoch(size, acts, loss, w_off, b_off, u_off, params, X, Y, order, lr, z, a, delta):
         """Per-sample SGD in place on params (bpfast's flat layout, W [in][out]).
 
@@ -405,34 +471,8 @@ def _compile_numba():
         for r in range(order.shape[0]):
             x = X[order[r]]
             y = Y[order[r]]
-            # forward: z = b, then z += a_j W[j, :] for every nonzero input a_j
-            for l in range(L):
-                n_in, n_out, uo = size[l], size[l + 1], u_off[l]
-                W = params[w_off[l]:b_off[l]].reshape((n_in, n_out))
-                b = params[b_off[l]:b_off[l] + n_out]
-                a_prev = x if l == 0 else a[u_off[l - 1]:u_off[l - 1] + n_in]
-                z_l = z[uo:uo + n_out]
-                a_l = a[uo:uo + n_out]
-                z_l[:] = b
-                for j in range(n_in):
-                    a_j = a_prev[j]
-                    if a_j != 0:
-                        W_j = W[j]
-                        for i in range(n_out):
-                            z_l[i] += a_j * W_j[i]
-                if acts[l] == 5:
-                    e = np.exp(z_l - z_l.max())
-                    a_l[:] = e / e.sum()
-                else:
-                    for i in range(n_out):
-                        a_l[i] = act(acts[l], z_l[i])
-            # output delta: a - y, times f'(z) for mse through sigmoid/tanh/relu
-            uo, code = u_off[L - 1], acts[L - 1]
-            for k in range(size[L]):
-                d = a[uo + k] - y[k]
-                if loss == 0 and code != 5 and code != 0:
-                    d *= act_prime(code, z[uo + k], a[uo + k])
-                delta[uo + k] = d
+            forward(size, acts, w_off, b_off, u_off, params, x, z, a)
+            output_delta(size, acts, loss, u_off, y, z, a, delta)
             # backward with the update fused: read W[j, :] for delta_prev, then update it
             for l in range(L - 1, -1, -1):
                 n_in, n_out, uo = size[l], size[l + 1], u_off[l]
@@ -454,8 +494,73 @@ def _compile_numba():
                         for i in range(n_out):
                             W_j[i] -= lr * (a_j * d_l[i])
 
-    _numba_epoch = epoch
-    return epoch
+    # error_model="numpy": a division by zero gives inf as in C instead of a
+    # Python exception, whose check per element keeps LLVM from vectorising.
+    @numba.njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
+    def adam_row(p, m, v, a_j, d, c):
+        """torch's Adam on p[i], m[i], v[i] with the gradient g_i = a_j d_i.
+
+        c = (step size lr / (1 - beta1^t), sqrt(1 - beta2^t), 1 - beta1,
+        beta2, 1 - beta2, eps) in the parameters' dtype.
+        """
+        step_size, bc2, one_m_b1, b2, one_m_b2, eps = c[0], c[1], c[2], c[3], c[4], c[5]
+        for i in range(p.shape[0]):
+            g = a_j * d[i]
+            m_i = m[i] + one_m_b1 * (g - m[i])
+            v_i = b2 * v[i] + one_m_b2 * g * g
+            m[i] = m_i
+            v[i] = v_i
+            p[i] -= step_size * (m_i / (np.sqrt(v_i) / bc2 + eps))
+
+    @njit
+    def adam_epoch(size, acts, loss, w_off, b_off, u_off, params, m, v, step, X, Y, order,
+                   hyper, c, z, a, delta):
+        """Per-sample Adam in place on params, m, v (the layout of params), from
+        step count `step`; returns the new step count.
+
+        hyper = (lr, beta1, beta2, eps) in float64; c: scratch of 7 in the
+        parameters' dtype for the constants of each step (see adam_row; c[6]
+        = 1, the "input" of a bias).  step is a float, as in the kernel.  The
+        forward pass skips zero inputs; the update touches every parameter
+        (a zero gradient still moves m, v and p), fused into the backward
+        pass row by row after that row's W[j, :] has given delta_prev[j].
+        """
+        L = size.shape[0] - 1
+        lr, beta1, beta2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
+        for r in range(order.shape[0]):
+            x = X[order[r]]
+            y = Y[order[r]]
+            forward(size, acts, w_off, b_off, u_off, params, x, z, a)
+            output_delta(size, acts, loss, u_off, y, z, a, delta)
+            step += 1
+            c[0] = lr / (1 - beta1 ** step)
+            c[1] = math.sqrt(1 - beta2 ** step)
+            c[2] = 1 - beta1
+            c[3] = beta2
+            c[4] = 1 - beta2
+            c[5] = eps
+            c[6] = 1
+            for l in range(L - 1, -1, -1):
+                n_in, n_out, uo = size[l], size[l + 1], u_off[l]
+                d_l = delta[uo:uo + n_out]
+                a_prev = x if l == 0 else a[u_off[l - 1]:u_off[l - 1] + n_in]
+                lo, hi = b_off[l], b_off[l] + n_out
+                adam_row(params[lo:hi], m[lo:hi], v[lo:hi], c[6], d_l, c)
+                for j in range(n_in):
+                    lo = w_off[l] + j * n_out
+                    hi = lo + n_out
+                    if l > 0:
+                        W_j = params[lo:hi]
+                        up = u_off[l - 1] + j
+                        acc = d_l[0] * 0
+                        for i in range(n_out):
+                            acc += W_j[i] * d_l[i]
+                        delta[up] = acc * act_prime(acts[l - 1], z[up], a[up])
+                    adam_row(params[lo:hi], m[lo:hi], v[lo:hi], a_prev[j], d_l, c)
+        return step
+
+    _numba_epoch = (epoch, adam_epoch)
+    return _numba_epoch
 
 
 def _flat_layout(layers):
@@ -478,12 +583,28 @@ def _flat_params(cfg, seed, dtype):
     return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(Ws, bs)])
 
 
-def numba_train_flat(cfg, params, X, Y, order, lr):
-    """Run the Numba loop on given flat parameters (to check it against bpfast)."""
-    epoch_fn = _compile_numba()
+# torch.optim.Adam's defaults (lr aside), as the Numba Adam loop uses them.
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _numba_adam_args(dtype, lr):
+    hyper = np.array([lr, *ADAM_BETAS, ADAM_EPS], dtype=np.float64)
+    return hyper, np.zeros(7, dtype=dtype)
+
+
+def numba_train_flat(cfg, params, X, Y, order, lr, optimizer="sgd"):
+    """Run the Numba loop on given flat parameters (to check it against bpfast);
+    Adam starts from a fresh state."""
+    sgd_epoch, adam_epoch = _compile_numba()
     size, acts, loss, w_off, b_off, u_off, units = _numba_spec(cfg, X.dtype)
-    epoch_fn(size, acts, loss, w_off, b_off, u_off, params, X, Y, order, X.dtype.type(lr),
-             *units)
+    if optimizer == "adam":
+        m, v = np.zeros_like(params), np.zeros_like(params)
+        adam_epoch(size, acts, loss, w_off, b_off, u_off, params, m, v, 0.0, X, Y, order,
+                   *_numba_adam_args(X.dtype, lr), *units)
+    else:
+        sgd_epoch(size, acts, loss, w_off, b_off, u_off, params, X, Y, order,
+                  X.dtype.type(lr), *units)
 
 
 def _numba_spec(cfg, dtype):
@@ -496,30 +617,43 @@ def _numba_spec(cfg, dtype):
     return size, acts, loss, w_off, b_off, u_off, units
 
 
-def make_numba(cfg, data, batch_size, seed):
+def make_numba(cfg, data, batch_size, seed, optimizer="sgd", lr=None):
     """An @njit per-sample loop: bpfast's algorithm (axpy over W [in][out],
     zero inputs skipped, update fused into the backward pass) compiled by
-    Numba/LLVM; the compile happens in the untimed warm-up."""
+    Numba/LLVM; the compile happens in the untimed warm-up.  optimizer "adam":
+    the same passes with torch's Adam update of every parameter per sample
+    (state kept across epochs, as a torch optimizer's is); lr defaults to cfg.lr."""
     if batch_size != 1:
         raise Unavailable("the Numba loop is per sample (batch size 1) only")
     if cfg.activation not in _ACT_CODES or cfg.output not in _ACT_CODES:
         raise Unavailable(f"activation {cfg.activation}/{cfg.output} not in the Numba loop")
     if cfg.output == "softmax" and cfg.loss != "cross_entropy":
         raise Unavailable("softmax with mse not written for the Numba loop")
-    epoch_fn = _compile_numba()
+    if optimizer not in OPTIMIZERS:
+        raise Unavailable(f"no Numba loop written for {optimizer!r}")
+    sgd_epoch, adam_epoch = _compile_numba()
     dtype = data.X.dtype
     size, acts, loss, w_off, b_off, u_off, units = _numba_spec(cfg, dtype)
-    lr = dtype.type(cfg.lr)
+    lr = cfg.lr if lr is None else lr
+    hyper, consts = _numba_adam_args(dtype, lr)
     state = {}
 
     def reset():
         state["params"] = _flat_params(cfg, seed, dtype)
+        state["m"] = np.zeros_like(state["params"])
+        state["v"] = np.zeros_like(state["params"])
+        state["step"] = 0.0
         state["rng"] = np.random.default_rng(seed)
 
     def epoch():
         order = state["rng"].permutation(data.n)
-        epoch_fn(size, acts, loss, w_off, b_off, u_off, state["params"], data.X, data.Y,
-                 order, lr, *units)
+        if optimizer == "adam":
+            state["step"] = adam_epoch(size, acts, loss, w_off, b_off, u_off, state["params"],
+                                       state["m"], state["v"], state["step"], data.X, data.Y,
+                                       order, hyper, consts, *units)
+        else:
+            sgd_epoch(size, acts, loss, w_off, b_off, u_off, state["params"], data.X, data.Y,
+                      order, dtype.type(lr), *units)
 
     reset()
     return Trainer(reset, epoch)
@@ -737,6 +871,9 @@ PEERS = {
     "jax": (make_jax, (1,), "JAX scan"),
     "fann": (make_fann, (1,), "FANN"),
 }
+
+# Peers with an `optimizer` parameter ("adam") -> batch sizes measured with Adam.
+ADAM_PEERS = {"torch": (1, 32, 128), "numba": (1,)}
 
 # Peers that run Python code per sample: timed on fewer samples.
 SLOW = {("torch", 1), ("numpy_textbook", 1), ("sklearn", 1)}
