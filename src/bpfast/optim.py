@@ -441,7 +441,7 @@ class Rprop(Optimizer):
 class Adamax(Optimizer):
     """Adamax (Adam with the infinity norm), as torch.optim.Adamax.
 
-    m += (1 − β₁)(g − m);  u = max(β₂·u, |g| + eps);  p ← p − lr/(1 − β₁ᵗ) · m/u.
+    m += (1 − β₁)(g − m);  u = max(β₂·u, abs(g) + eps);  p ← p − lr/(1 − β₁ᵗ) · m/u.
     """
 
     _rule = _ADAMAX
