@@ -92,3 +92,92 @@ def test_generated_files_are_ignored():
     ignored = (ROOT / ".gitignore").read_text().split()
     for entry in ("docs/_build/", "docs/auto_examples/", "docs/sg_execution_times.rst"):
         assert entry in ignored
+
+
+# ------------------------------------------------------------ the tutorial, in two languages
+
+TUTORIAL = DOCS / "tutorial" / "backprop.md"
+TUTORIAL_ZH = DOCS / "tutorial" / "backprop.zh.md"
+# The words of the Chinese tutorials (docs/design.md, "Teaching: two languages and a picture").
+CHINESE_WORDS = ("前向传播", "代价函数", "链式法则", "反向传播", "误差信号 δ", "梯度", "学习率", "更新",
+                 "权重", "偏置")
+
+
+def _code_cells(path):
+    """The source of every {code-cell} of a MyST markdown notebook, in order."""
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```\s*$", text, re.S | re.M)
+
+
+def _toctrees(text):
+    """(caption, [entries]) of every toctree directive of a MyST page, in order."""
+    trees = []
+    for body in re.findall(r"^```\{toctree\}\n(.*?)^```\s*$", text, re.S | re.M):
+        caption = re.search(r"^:caption:\s*(.+)$", body, re.M)
+        entries = [line.strip() for line in body.splitlines()
+                   if line.strip() and not line.startswith(":")]
+        trees.append((caption.group(1).strip() if caption else None, entries))
+    return trees
+
+
+def test_the_tutorial_pages_are_executed_notebooks():
+    for page in (TUTORIAL, TUTORIAL_ZH):
+        assert page.exists(), f"{page.relative_to(ROOT)} is missing"
+        text = page.read_text(encoding="utf-8")
+        front = re.match(r"^---\n(.*?)\n---\n", text, re.S)
+        assert front, f"{page.name}: no front matter (myst-nb would not execute it)"
+        assert "format_name: myst" in front.group(1) and "kernelspec:" in front.group(1)
+        assert re.search(r"^\s+name: python3$", front.group(1), re.M)
+        assert len(_code_cells(page)) >= 10, page.name
+
+
+def test_the_tutorial_is_in_the_learn_toctree_between_start_and_the_guide():
+    trees = _toctrees((DOCS / "index.md").read_text(encoding="utf-8"))
+    captions = [caption for caption, _ in trees]
+    learn = [i for i, caption in enumerate(captions) if caption and caption.startswith("Learn")]
+    assert len(learn) == 1, captions
+    i = learn[0]
+    assert captions[i - 1] == "Start" and captions[i + 1] == "User guide", captions
+    assert "学习" in captions[i]
+    assert trees[i][1] == ["tutorial/backprop", "tutorial/backprop.zh"]
+
+
+def test_the_two_tutorials_run_the_same_code():
+    en, zh = _code_cells(TUTORIAL), _code_cells(TUTORIAL_ZH)
+    assert len(en) == len(zh), "the two tutorials have different numbers of code cells"
+    traces = 0
+    for k, (a, b) in enumerate(zip(en, zh)):
+        traces += b.count('lang="zh"')
+        assert 'lang="zh"' not in a and "lang=" not in b.replace('lang="zh"', ""), k
+        assert a == b.replace(', lang="zh"', ""), (
+            f"code cell {k} differs between backprop.md and backprop.zh.md "
+            f"(only lang=\"zh\" may): keep the two pages in step")
+    assert traces >= 2                      # every trace of the Chinese page prints Chinese
+    assert all("print(" in cell for cell in en if ".trace(" in cell)
+
+
+def test_the_tutorial_shows_what_it_promises():
+    code = "\n".join(_code_cells(TUTORIAL))
+    for call in ("net.trace(0.5, 0.8, lr=0.1)", "tr.plot()", "mnist_tr.plot()",
+                 ".gradient_vector()", "bpfast.gradcheck(", "load_mnist(", "load_digits("):
+        assert call in code, call
+    text = TUTORIAL.read_text(encoding="utf-8")
+    assert "$$" in text and r"\delta^{(2)}" in text and "{doc}`backprop.zh`" in text
+    assert "{doc}`backprop`" in TUTORIAL_ZH.read_text(encoding="utf-8")
+
+
+def test_the_chinese_tutorial_uses_the_tutorials_words():
+    text = TUTORIAL_ZH.read_text(encoding="utf-8")
+    prose = re.sub(r"^```\{code-cell\}.*?^```\s*$", "", text, flags=re.S | re.M)
+    for word in CHINESE_WORDS:
+        assert word in prose, f"backprop.zh.md does not say {word}"
+    # Written in Chinese, not an English page with a few words swapped.
+    han = len(re.findall(r"[\u4e00-\u9fff]", prose))
+    latin = len(re.findall(r"\b[A-Za-z]{4,}\b", re.sub(r"`[^`]*`|\$[^$]*\$", "", prose)))
+    assert han > 1500 and latin < han / 10, (han, latin)
+
+
+def test_the_guides_link_the_tutorial():
+    for page in ("getting_started.md", "guide/cli.md"):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        assert re.search(r"\{doc\}`[^`]*tutorial/backprop`", text), f"{page} does not link the tutorial"

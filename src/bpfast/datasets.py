@@ -1,9 +1,12 @@
 """Data sets: the MNIST reader (IDX files, raw or gzipped)."""
 
+from __future__ import annotations
+
 import gzip
 import os
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["load_mnist", "read_idx"]
 
@@ -13,7 +16,7 @@ _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> NDArray[np.generic]:
     """Read one IDX file (raw or .gz) into a NumPy array of its stored shape."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -33,7 +36,7 @@ def read_idx(path):
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
-def _find(folder, name):
+def _find(folder: str, name: str) -> str:
     for candidate in (name, name + ".gz"):
         path = os.path.join(folder, candidate)
         if os.path.exists(path):
@@ -47,7 +50,8 @@ def _find(folder, name):
     raise FileNotFoundError(f"load_mnist: {name} (or {name}.gz) not found in {folder}")
 
 
-def load_mnist(path):
+def load_mnist(path: str | os.PathLike[str]) -> tuple[
+        NDArray[np.float32], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]]:
     """Load MNIST from a folder holding the four standard IDX files.
 
     Returns ``X_train, y_train, X_test, y_test``: X float32 in [0, 1] of
@@ -63,7 +67,7 @@ def load_mnist(path):
             raise ValueError(f"load_mnist: {part} images {X.shape} and labels {y.shape} "
                              f"do not match")
 
-    def images(X):
+    def images(X: NDArray[np.generic]) -> NDArray[np.float32]:
         return (X.reshape(X.shape[0], -1).astype(np.float32) / np.float32(255.0))
 
     return (images(X_train), y_train.astype(np.int64),

@@ -1,5 +1,7 @@
 """The exceptions bpfast raises beyond ValueError and TypeError."""
 
+from __future__ import annotations
+
 __all__ = ["DivergenceError", "ModelFormatError"]
 
 

@@ -18,9 +18,12 @@ with the conventions of ../shared/DESIGN.md: ``weights[l]`` has shape
 exactly the orientation of ONNX ``Gemm(transB=1)`` and of ``torch.nn.Linear``.
 """
 
+from __future__ import annotations
+
 import importlib
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 import copy
 
@@ -28,6 +31,14 @@ import numpy as np
 
 from ._layout import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .io import _fsync_folder
+
+if TYPE_CHECKING:     # optional libraries: named for the reader, never imported here
+    import onnx
+    import torch
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    from .mlp import MLP
+    from .sklearn import BPClassifier, BPRegressor
 
 __all__ = ["to_onnx", "to_torch", "from_torch", "to_sklearn",
            "INPUT_NAME", "OUTPUT_NAME", "OPSET"]
@@ -88,7 +99,7 @@ def _write_atomic(path, write):
 
 # ---------------------------------------------------------------- ONNX
 
-def to_onnx(net, path=None):
+def to_onnx(net: MLP, path: str | os.PathLike[str] | None = None) -> onnx.ModelProto:
     """The network as an ONNX model, written atomically to `path` when given.
 
     Parameters
@@ -216,7 +227,7 @@ def _torch_activations(nn):
             "softmax": lambda: nn.Softmax(dim=-1)}
 
 
-def to_torch(net, path=None):
+def to_torch(net: MLP, path: str | os.PathLike[str] | None = None) -> torch.nn.Sequential:
     """The network as a ``torch.nn.Sequential`` computing the same function.
 
     Parameters
@@ -317,7 +328,8 @@ def _hidden_activation(module, blocks):
     return hidden
 
 
-def from_torch(module, *, loss=None, activation=None, seed=None):
+def from_torch(module: torch.nn.Sequential, *, loss: str | None = None,
+               activation: str | None = None, seed: int | None = None) -> MLP:
     """A bpfast MLP with the weights and function of a ``torch.nn.Sequential``.
 
     Parameters
@@ -370,7 +382,8 @@ def from_torch(module, *, loss=None, activation=None, seed=None):
         raise ValueError(f"from_torch: module[{last[2]}] ({module[last[2]]!r}): not "
                          f"supported as the output activation; expected one of "
                          f"{OUTPUT_ACTIVATIONS}")
-    arrays, dtype = [], None
+    arrays: list[tuple[np.ndarray, np.ndarray]] = []
+    dtype: np.dtype | None = None
     for i, linear, _, _ in blocks:
         W, b = _linear_arrays(i, linear, torch)
         if dtype is None:
@@ -383,6 +396,7 @@ def from_torch(module, *, loss=None, activation=None, seed=None):
     layers = [blocks[0][1].in_features] + [linear.out_features for _, linear, _, _ in blocks]
     if loss is None:
         loss = "cross_entropy" if output == "softmax" else "mse"
+    assert dtype is not None        # blocks is never empty
     net = MLP(layers, activation=hidden, output=output, loss=loss, dtype=dtype.name,
               seed=seed)
     for l, (W, b) in enumerate(arrays):
@@ -413,7 +427,7 @@ def _linear_arrays(i, linear, torch):
 
 # ---------------------------------------------------------------- scikit-learn
 
-def to_sklearn(estimator):
+def to_sklearn(estimator: BPClassifier | BPRegressor) -> MLPClassifier | MLPRegressor:
     """A fitted scikit-learn MLPClassifier / MLPRegressor equal to a fitted BP estimator.
 
     Parameters

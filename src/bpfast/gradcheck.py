@@ -1,6 +1,14 @@
 """Check a network's analytic gradients against central finite differences."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .mlp import MLP
 
 __all__ = ["gradcheck"]
 
@@ -24,7 +32,8 @@ def _flat(grad_w, grad_b):
                            for gw, gb in zip(grad_w, grad_b)]).astype(np.float64)
 
 
-def gradcheck(net, X, Y, eps=None, *, floor=1e-8):
+def gradcheck(net: MLP, X: ArrayLike, Y: ArrayLike, eps: float | None = None, *,
+              floor: float | Literal["relative"] = 1e-8) -> float:
     """Max relative error of ``net.gradients(X, Y)`` against central differences.
 
     Parameters

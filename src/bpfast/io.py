@@ -7,16 +7,22 @@ anything, reads with allow_pickle=False, and validates every field and
 every array against the metadata; any defect is a ModelFormatError.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import stat
 import tempfile
 import zipfile
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._version import __version__
 from .errors import ModelFormatError
+
+if TYPE_CHECKING:
+    from .mlp import MLP
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
@@ -27,7 +33,7 @@ _META_KEYS = {"format", "format_version", "bpfast_version", "layers", "activatio
 _MAX_META_BYTES = 1 << 16
 
 
-def save(net, path):
+def save(net: MLP, path: str | os.PathLike[str]) -> None:
     """Write `net` to exactly `path` (no suffix added), atomically."""
     path = os.fsdecode(os.fspath(path))
     meta = {
@@ -40,7 +46,7 @@ def save(net, path):
         "loss": net.loss_name,
         "dtype": net.dtype.name,
     }
-    arrays = {"meta": np.array(json.dumps(meta).encode("utf-8"))}
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta).encode("utf-8"))}
     with net._lock:     # copies of one consistent state, even while another thread trains
         for l, (W, b) in enumerate(zip(net.weights, net.biases)):
             arrays[f"W{l}"] = np.array(W, order="C")
@@ -190,7 +196,7 @@ def _read_arrays(path, zf, meta):
     return arrays
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> MLP:
     """Read a model written by MLP.save; never unpickles, validates everything.
 
     Raises FileNotFoundError for a missing path and ModelFormatError (a

@@ -1,15 +1,28 @@
 """The multilayer perceptron: parameters, forward pass, gradients, SGD."""
 
+from __future__ import annotations
+
 import functools
 import os
 import threading
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _dispatch, _validate, optim
 from ._layout import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, LOSSES, OUTPUT_ACTIVATIONS, Layout
 from .errors import DivergenceError
+
+if TYPE_CHECKING:     # the types of the public signatures
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
+
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+    from .callbacks import History
+    from .optim import Optimizer, Schedule
+    from .trace import Trace
 
 __all__ = ["MLP"]
 
@@ -113,8 +126,9 @@ class MLP:
     parameters hold the network's lock, so they run one after another.
     """
 
-    def __init__(self, layers, activation="sigmoid", output="sigmoid", loss="mse",
-                 dtype="float64", init="auto", seed=None):
+    def __init__(self, layers: Sequence[int], activation: str = "sigmoid", output: str = "sigmoid",
+                 loss: str = "mse", dtype: DTypeLike = "float64", init: str = "auto",
+                 seed: int | None = None) -> None:
         layers = _validate.check_layers(layers)
         _validate.check_choice("activation", activation, HIDDEN_ACTIVATIONS)
         _validate.check_choice("output", output, OUTPUT_ACTIVATIONS)
@@ -170,39 +184,39 @@ class MLP:
     # ------------------------------------------------------------ properties
 
     @property
-    def layers(self):
+    def layers(self) -> list[int]:
         """Layer sizes, input and output included."""
         return list(self._config["layers"])
 
     @property
-    def activation(self):
+    def activation(self) -> str:
         return self._config["activation"]
 
     @property
-    def output(self):
+    def output(self) -> str:
         return self._config["output"]
 
     @property
-    def loss_name(self):
+    def loss_name(self) -> str:
         return self._config["loss"]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """Number of weights and biases."""
         return self._layout.n_params
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The parameters' dtype, np.float32 or np.float64."""
         return self._dtype
 
     @property
-    def weights(self):
+    def weights(self) -> tuple[NDArray[Any], ...]:
         """Tuple of writable views W[l] of shape (layers[l+1], layers[l])."""
         return self._weights
 
     @property
-    def biases(self):
+    def biases(self) -> tuple[NDArray[Any], ...]:
         """Tuple of writable views b[l] of shape (layers[l+1],)."""
         return self._biases
 
@@ -377,7 +391,7 @@ class MLP:
         """
         return _dispatch.kernel.OneSample(self._layout.spec, self._params, self._layout.ws_len)
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> NDArray[Any]:
         """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL)."""
         out = self._one.forward(X, self._lock)
         if out is not None:
@@ -390,7 +404,7 @@ class MLP:
                                       empty_rows, _validate._EMPTY_LABELS, out)
         return out[0] if single else out
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.int64] | int:
         """Class per sample: argmax of the outputs, or output >= 0.5 for one output."""
         k = self._one.predict(X, self._lock)
         if k is not None:
@@ -413,12 +427,12 @@ class MLP:
             result["accuracy"] = n_correct / n
         return result
 
-    def loss(self, X, Y):
+    def loss(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Mean loss over the samples, as a float."""
         X, targets, _ = self._data(X, Y)
         return self._evaluate(X, targets)["loss"]
 
-    def evaluate(self, X, Y):
+    def evaluate(self, X: ArrayLike, Y: ArrayLike) -> dict[str, float]:
         """{"loss": mean loss, "accuracy": fraction correct (classification targets only)}."""
         X, targets, _ = self._data(X, Y)
         return self._evaluate(X, targets)
@@ -456,7 +470,8 @@ class MLP:
         grad_b = list(self._layout.bias_views(grad))
         return loss, grad_w, grad_b
 
-    def gradients(self, X, Y):
+    def gradients(self, X: ArrayLike,
+                  Y: ArrayLike) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
         """(grad_w, grad_b): lists of the mean dL/dW[l], dL/db[l]; no update."""
         X, targets, _ = self._data(X, Y)
         grad, _, _ = self._gradient(X, targets)
@@ -466,7 +481,7 @@ class MLP:
 
     # ------------------------------------------------------------ training
 
-    def sgd_step(self, X, Y, lr):
+    def sgd_step(self, X: ArrayLike, Y: ArrayLike, lr: float) -> float:
         """One in-place update p -= lr * (mean gradient over this batch).
 
         Returns the mean loss before the update.  Raises DivergenceError (and
@@ -481,7 +496,8 @@ class MLP:
             self._plain_sgd._lr = lr
             return self._step(X, targets, self._plain_sgd, "sgd_step", f"lr={lr:g}")
 
-    def step(self, X, Y, opt, sample_weight=None):
+    def step(self, X: ArrayLike, Y: ArrayLike, opt: Optimizer,
+             sample_weight: ArrayLike | None = None) -> float:
         """One in-place update by optimizer `opt` with this batch's mean gradient.
 
         Returns the mean loss before the update.  With `sample_weight` (one
@@ -519,10 +535,15 @@ class MLP:
                 f"with {setting}; the parameters were restored. Try a smaller lr.")
         return loss
 
-    def fit(self, X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=True, seed=None,
-            momentum=0.0, nesterov=False, weight_decay=0.0, validation_data=None,
-            progress=None, callbacks=(), n_threads=1, optimizer=None, schedule=None,
-            sample_weight=None, hogwild=False):
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 1, lr: float = 0.1,
+            batch_size: int = 1, shuffle: bool = True, seed: int | None = None,
+            momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            progress: bool | None = None,
+            callbacks: Iterable[Callable[[int, Mapping[str, Any]], bool]] = (),
+            n_threads: int = 1, optimizer: Optimizer | None = None,
+            schedule: Schedule | None = None, sample_weight: ArrayLike | None = None,
+            hogwild: bool = False) -> History:
         """Train by minibatch gradient descent; returns a History (also ``net.history``).
 
         Without `optimizer`, the update is ``torch.optim.SGD`` exactly
@@ -594,7 +615,8 @@ class MLP:
 
     # ------------------------------------------------------------ teaching and files
 
-    def trace(self, x, y, lr=None, lang="en"):
+    def trace(self, x: ArrayLike, y: ArrayLike, lr: float | None = None,
+              lang: str = "en") -> Trace:
         """One sample step by step: z, a, delta, gradients, loss (see bpfast.trace.Trace).
 
         `x` may be a number for a network with one input, `y` for one output.
@@ -606,7 +628,7 @@ class MLP:
         from .trace import trace
         return trace(self, x, y, lr, lang)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to one .npz file at exactly `path`, atomically."""
         from .io import save
         save(self, path)

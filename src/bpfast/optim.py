@@ -27,8 +27,12 @@ Adding a rule takes one class here (its hyperparameters, state slots and
 checks) and one loop in the kernel's ``_update.pxi``.
 """
 
+from __future__ import annotations
+
 import math
 import weakref
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -70,15 +74,16 @@ class Optimizer:
     slot starts (``_initial``).
     """
 
-    _rule = None
-    _kernel_cache = None   # (network weakref, code, hyper, state, counters) of the bound network
+    _rule: int | None = None
+    _kernel_cache: tuple[Any, ...] | None = None   # (network weakref, code, hyper, state, counters) of the bound network
 
-    def __init__(self, lr):
+    def __init__(self, lr: float) -> None:
         self.lr = lr
-        self._net = None          # weak reference to the network this optimizer steps
-        self._state = None        # (n_slots, buffer length) in the network's dtype
+        # weak reference to the network this optimizer steps
+        self._net: weakref.ReferenceType[Any] | None = None
+        self._state: np.ndarray | None = None   # (n_slots, buffer length) in the network's dtype
         self._counters = np.zeros(1)   # [step count]
-        self._pending = None      # a loaded state_dict's state, applied on binding
+        self._pending: dict[int, dict[str, Any]] | None = None   # a loaded state_dict's, for binding
         self._bias_decay = 1.0    # torch decays the biases as well as the weights
         # 1.0: weight_decay is multiplied by the batch scale 1/sum(w), as
         # scikit-learn's alpha (gradient + alpha W / n_batch); torch: 0.0
@@ -87,12 +92,12 @@ class Optimizer:
     # ---------------------------------------------------------- hyperparameters
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """The learning rate of the next step (a schedule changes it per epoch)."""
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._lr = _validate.check_real("lr", value, positive=True)
 
     def _hyperparameters(self):
@@ -121,21 +126,21 @@ class Optimizer:
         return np.array([self._lr, self._weight_decay, self._bias_decay, self._mean_decay,
                          *self._args()], dtype=np.float64)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
         return f"{type(self).__name__}({args})"
 
     # ---------------------------------------------------------- binding and state
 
     @property
-    def steps(self):
+    def steps(self) -> int:
         """Number of updates taken so far (minibatches)."""
         return int(self._counters[0])
 
     def _bound_net(self):
         return self._net() if self._net is not None else None
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # Whatever changes (lr, another hyperparameter, the state, the
         # binding) makes the kernel's arguments be built again.
         object.__setattr__(self, name, value)
@@ -218,7 +223,7 @@ class Optimizer:
         self._counters[...] = counters
         self._lr = lr
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The state in torch's layout, as plain numbers and fresh NumPy arrays.
 
         ``{"state": {i: {"step": t, slot: array, ...}}, "param_groups": [{...,
@@ -228,12 +233,12 @@ class Optimizer:
         """
         net = self._bound_net()
         group = dict(self._hyperparameters())
-        state = {}
-        if net is not None and self.steps > 0:
+        state: dict[int, dict[str, Any]] = {}
+        if net is not None and self.steps > 0 and self._state is not None:
             slots = self._slots()
             per_slot = [net._param_views(self._state[k]) for k in range(len(slots))]
             for i in range(2 * (len(net.layers) - 1)):
-                entry = {"step": float(self._counters[0])}
+                entry: dict[str, Any] = {"step": float(self._counters[0])}
                 for k, slot in enumerate(slots):
                     entry[slot] = np.array(per_slot[k][i], order="C")
                 state[i] = entry
@@ -242,7 +247,7 @@ class Optimizer:
             group["params"] = []
         return {"state": state, "param_groups": [group]}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyperparameters and state saved by `state_dict` (or torch's, as NumPy)."""
         if (not isinstance(state_dict, dict) or "param_groups" not in state_dict
                 or "state" not in state_dict):
@@ -272,7 +277,7 @@ class Optimizer:
                 self._net = weakref.ref(net)
                 raise
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_net"] = None     # the binding is by identity, which pickling cannot keep
         state.pop("_kernel_cache", None)
@@ -289,7 +294,8 @@ class SGD(Optimizer):
 
     _rule = _SGD
 
-    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(lr)
         v = _validate
         self.momentum = v.check_real("momentum", momentum, nonnegative=True)
@@ -326,7 +332,8 @@ class Adam(Optimizer):
     _rule = _ADAM
     _decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(lr)
         self.betas = _check_pair("betas", betas, _check_unit)
         self.eps = _validate.check_real("eps", eps, nonnegative=True)
@@ -354,7 +361,8 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -363,8 +371,9 @@ class RMSprop(Optimizer):
 
     _rule = _RMSPROP
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
         super().__init__(lr)
         v = _validate
         self.alpha = v.check_real("alpha", alpha, nonnegative=True)
@@ -390,8 +399,8 @@ class Adagrad(Optimizer):
 
     _rule = _ADAGRAD
 
-    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10):
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
         super().__init__(lr)
         v = _validate
         self.lr_decay = v.check_real("lr_decay", lr_decay, nonnegative=True)
@@ -425,7 +434,8 @@ class Rprop(Optimizer):
 
     _rule = _RPROP
 
-    def __init__(self, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
+    def __init__(self, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> None:
         super().__init__(lr)
         self.etas = _check_pair("etas", etas, lambda n, x: _validate.check_real(n, x, positive=True))
         if not self.etas[0] < 1 < self.etas[1]:
@@ -457,7 +467,8 @@ class Adamax(Optimizer):
 
     _rule = _ADAMAX
 
-    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
         self.betas = _check_pair("betas", betas, _check_unit)
         self.eps = _validate.check_real("eps", eps, nonnegative=True)
@@ -485,16 +496,16 @@ class Schedule:
     across fit calls, as torch's scheduler stepped once per epoch.
     """
 
-    monitor = None
+    monitor: str | None = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.last_epoch = 0
-        self.base_lr = None
-        self._lr = None
-        self._opt = None
+        self.base_lr: float | None = None
+        self._lr: float | None = None
+        self._opt: Optimizer | None = None
 
     @property
-    def lr(self):
+    def lr(self) -> float | None:
         """The lr of the coming epoch (None before the first fit)."""
         return self._lr
 
@@ -516,21 +527,21 @@ class Schedule:
     def _next_lr(self, logs):
         raise NotImplementedError
 
-    def check_keys(self, keys, name="schedule"):
+    def check_keys(self, keys: Collection[str], name: str = "schedule") -> None:
         """Called by fit before training."""
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_opt"}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.__dict__.update({k: v for k, v in state.items() if k != "_opt"})
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_opt"] = None
         return state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()
                          if not k.startswith("_") and k not in ("last_epoch", "base_lr"))
         return f"{type(self).__name__}({args})"
@@ -539,7 +550,7 @@ class Schedule:
 class StepLR(Schedule):
     """lr × gamma every step_size epochs (torch.optim.lr_scheduler.StepLR)."""
 
-    def __init__(self, step_size, gamma=0.1):
+    def __init__(self, step_size: int, gamma: float = 0.1) -> None:
         super().__init__()
         self.step_size = _validate.check_int("step_size", step_size, minimum=1)
         self.gamma = _validate.check_real("gamma", gamma, positive=True)
@@ -551,7 +562,7 @@ class StepLR(Schedule):
 class ExponentialLR(Schedule):
     """lr × gamma after every epoch (torch.optim.lr_scheduler.ExponentialLR)."""
 
-    def __init__(self, gamma):
+    def __init__(self, gamma: float) -> None:
         super().__init__()
         self.gamma = _validate.check_real("gamma", gamma, positive=True)
 
@@ -563,7 +574,7 @@ class CosineAnnealingLR(Schedule):
     """eta_min + (base_lr − eta_min)·(1 + cos(π·epoch / T_max)) / 2, in torch's
     recursive form (torch.optim.lr_scheduler.CosineAnnealingLR)."""
 
-    def __init__(self, T_max, eta_min=0.0):
+    def __init__(self, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__()
         self.T_max = _validate.check_int("T_max", T_max, minimum=1)
         self.eta_min = _validate.check_real("eta_min", eta_min, nonnegative=True)
@@ -587,8 +598,8 @@ class ReduceLROnPlateau(Schedule):
 
     _EPS = 1e-8     # torch's: smaller reductions are skipped
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, threshold=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__()
         if not isinstance(monitor, str):
             raise TypeError(f"monitor: expected a history key such as 'val_loss'; "
@@ -605,7 +616,7 @@ class ReduceLROnPlateau(Schedule):
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
 
-    def check_keys(self, keys, name="schedule"):
+    def check_keys(self, keys: Collection[str], name: str = "schedule") -> None:
         if self.monitor not in keys:
             raise ValueError(f"{name}: expected monitor to be one of the keys this fit "
                              f"reports, {sorted(keys)}; got {self.monitor!r} (val_* keys need "
@@ -628,7 +639,7 @@ class ReduceLROnPlateau(Schedule):
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         return lr
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"ReduceLROnPlateau(monitor={self.monitor!r}, factor={self.factor!r}, "
                 f"patience={self.patience!r}, threshold={self.threshold!r}, "
                 f"cooldown={self.cooldown!r}, min_lr={self.min_lr!r})")
@@ -639,7 +650,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
               "adagrad": Adagrad, "rprop": Rprop, "adamax": Adamax}
 
 
-def check_optimizer(value):
+def check_optimizer(value: Any) -> Optimizer:
     """An Optimizer instance (fit's `optimizer=`)."""
     if not isinstance(value, Optimizer):
         raise TypeError(f"optimizer: expected a bpfast.optim optimizer such as "
@@ -647,7 +658,7 @@ def check_optimizer(value):
     return value
 
 
-def check_schedule(value):
+def check_schedule(value: Any) -> Schedule | None:
     """None or a Schedule instance (fit's `schedule=`)."""
     if value is not None and not isinstance(value, Schedule):
         raise TypeError(f"schedule: expected None or a bpfast.optim schedule such as "

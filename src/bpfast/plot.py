@@ -7,10 +7,26 @@ file, so plotting never touches pyplot's global state or the user's
 interactive backend.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .callbacks import History
+    from .mlp import MLP
+    from .trace import Trace
+
+# A file to write (str or os.PathLike); the functions return the one given.
+Path = TypeVar("Path", str, "os.PathLike[str]")
 
 __all__ = ["learning_curves", "weight_grid", "trace_step"]
 
@@ -72,7 +88,8 @@ def _curve(rows, key):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def learning_curves(history, path, val_label="validation"):
+def learning_curves(history: History | Iterable[Mapping[str, Any]], path: Path,
+                    val_label: str = "validation") -> Path:
     """Plot loss and accuracy per epoch, train and validation, to a file at `path`.
 
     `history` is what ``net.fit`` returns (a History), its ``.history`` list,
@@ -121,7 +138,8 @@ def _image_shape(n_inputs, image_shape):
     return rows, cols
 
 
-def weight_grid(net_or_W, path, image_shape=None):
+def weight_grid(net_or_W: MLP | ArrayLike, path: Path,
+                image_shape: tuple[int, int] | None = None) -> Path:
     """Draw each hidden unit's incoming weights as an image, all on one colour scale.
 
     `net_or_W` is an MLP (its first layer, ``net.weights[0]``, is drawn) or
@@ -193,7 +211,8 @@ def _drawn_weights(g, rows, cols):
     return [(rows[r // len(cols)], cols[r % len(cols)]) for r in order]
 
 
-def trace_step(tr, path=None, ax=None):
+def trace_step(tr: Trace, path: str | os.PathLike[str] | None = None,
+               ax: Axes | None = None) -> Figure | Axes:
     """Draw the network of one backpropagation step, each weight by the update it gets.
 
     Units are circles labelled with their activation a (and error signal
@@ -202,7 +221,7 @@ def trace_step(tr, path=None, ax=None):
     decreases it, wider for a larger change.  With ``tr.lr`` None the picture
     uses lr = 1, i.e. shows −∂L/∂w, and the colour bar says so.  Large
     layers are summarised: at most 12 units per layer (largest ``|δ|``; largest
-    ``|a|`` for the input) and at most 48 weights per layer (largest ``|∂L/∂w|``),
+    ``|a|`` for the input) and at most 36 weights per layer (largest ``|∂L/∂w|``),
     with a note of what is left out.
 
     Why a negative gradient is drawn as an increase: gradient descent moves
@@ -232,7 +251,8 @@ def trace_step(tr, path=None, ax=None):
         ax = fig.add_subplot()
     _draw_step(tr, ax)
     if path is not None:
-        ax.figure.savefig(os.fspath(path))
+        figure: Any = ax.figure     # a Figure, or the SubFigure the Axes is in
+        figure.savefig(os.fspath(path))
     return ax if fig is None else fig
 
 

@@ -10,10 +10,27 @@ HTML in a notebook.  The text is rendered from one list of steps
 numbers line for line.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validate
 from ._phrases import LANGS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ._explain import Step
+    from ._gradient_vector import GradientVector
+    from .mlp import MLP
+
+# One array per layer (a: L + 1 of them, from a[0] = x; the others: L).
+Arrays = list[NDArray[Any]]
 
 __all__ = ["Trace", "trace"]
 
@@ -50,8 +67,11 @@ class Trace:
     ``a[l]``, ``z[l-1]``, ``delta[l-1]``, ``weights[l-1]``.
     """
 
-    def __init__(self, config, weights, biases, x, y, z, a, delta, grad_w, grad_b, loss,
-                 lr=None, new_weights=None, new_biases=None, lang="en"):
+    def __init__(self, config: dict[str, Any], weights: Arrays, biases: Arrays,
+                 x: NDArray[Any], y: NDArray[Any], z: Arrays, a: Arrays, delta: Arrays,
+                 grad_w: Arrays, grad_b: Arrays, loss: float, lr: float | None = None,
+                 new_weights: Arrays | None = None, new_biases: Arrays | None = None,
+                 lang: str = "en") -> None:
         self.config = config
         self.weights, self.biases = weights, biases
         self.x, self.y = x, y
@@ -62,17 +82,17 @@ class Trace:
         self.new_weights, self.new_biases = new_weights, new_biases
         self.lang = lang
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         from ._explain import num
         lr = "" if self.lr is None else f", lr {num(self.lr)}"
         return (f"<bpfast.Trace of one sample: layers {list(self.config['layers'])}, "
                 f"loss {num(self.loss)}{lr}; print() it for every step, "
                 f".plot() for a picture, .gradient_vector() for ∇L>")
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.text()
 
-    def steps(self):
+    def steps(self) -> list[Step]:
         """The steps of the explanation (`bpfast._explain.Step` records), in reading order.
 
         Language-neutral: every text of this trace is these steps rendered
@@ -81,13 +101,13 @@ class Trace:
         from ._explain import steps
         return steps(self)
 
-    def text(self, lang=None):
+    def text(self, lang: str | None = None) -> str:
         """The explanation in `lang` ("en" or "zh"; default: the trace's own `lang`)."""
         from ._explain import render
         lang = self.lang if lang is None else _validate.check_choice("lang", lang, LANGS)
         return render(self.steps(), lang)
 
-    def gradient_vector(self):
+    def gradient_vector(self) -> GradientVector:
         """∇L over all parameters as one flat, named vector (a `GradientVector`).
 
         Order and names: ``W[0][i, j]`` row by row, then ``b[0][i]``, then
@@ -96,7 +116,8 @@ class Trace:
         from ._gradient_vector import GradientVector
         return GradientVector.from_layers(self.grad_w, self.grad_b)
 
-    def plot(self, path=None, ax=None):
+    def plot(self, path: str | os.PathLike[str] | None = None,
+             ax: Axes | None = None) -> Figure | Axes:
         """Draw the network of this step: units with a and δ, weights by their update.
 
         See `bpfast.plot.trace_step`, which this calls; returns the Figure
@@ -105,19 +126,20 @@ class Trace:
         from .plot import trace_step
         return trace_step(self, path=path, ax=ax)
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         from ._html import trace_html
         return trace_html(self)
 
 
-def _one_sample(x, n_in):
+def _one_sample(x: ArrayLike, n_in: int) -> ArrayLike:
     """A bare number stands for the one input of a network with one input."""
     if n_in == 1 and np.ndim(x) == 0:
         return np.reshape(np.asarray(x), (1,))
     return x
 
 
-def trace(net, x, y, lr=None, lang="en"):
+def trace(net: MLP, x: ArrayLike, y: ArrayLike, lr: float | None = None,
+          lang: str = "en") -> Trace:
     """Backpropagation on one sample, every number kept (see `Trace`).
 
     Parameters
