@@ -32,8 +32,11 @@ SGD-trained model.  A diverging update raises ``bpfast.DivergenceError`` and
 leaves the parameters as they were before it.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 from river import base
@@ -187,12 +190,12 @@ class _OnlineMLP(base.Base):
                       weight_decay=p["weight_decay"], progress=False)
 
     @property
-    def net(self):
+    def net(self) -> MLP | None:
         """The bpfast.MLP being trained (None before the first sample)."""
         return self._net
 
     @property
-    def feature_names(self):
+    def feature_names(self) -> list[Any]:
         """Input features in the order of the network's input units."""
         return list(self._features)
 
@@ -247,7 +250,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
         return True
 
     @property
-    def classes_(self):
+    def classes_(self) -> list[Any]:
         """Labels seen (or given), in the order of the output units."""
         return list(self._classes)
 
@@ -259,12 +262,12 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
     def _n_outputs(self):
         return max(2, len(self._classes))
 
-    def learn_one(self, x, y):
+    def learn_one(self, x: dict[Any, float], y: Any) -> None:
         self._add_class(y)
         if self._prepare(x.keys(), self._n_outputs()):
             self._step(self._vector(x), self._class_index[y])
 
-    def learn_many(self, X, y):
+    def learn_many(self, X: Any, y: Any) -> None:
         """Per-sample SGD over the rows in order: the same as learn_one on each row."""
         labels = list(y)
         if not self._prepare(set(X.columns), self._n_outputs()):
@@ -297,7 +300,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
         p = np.asarray(outputs, dtype=np.float64)[..., :len(self._classes)]
         return p / p.sum(axis=-1, keepdims=True)
 
-    def predict_proba_one(self, x):
+    def predict_proba_one(self, x: dict[Any, float]) -> dict[Any, float]:
         if not self._classes or self._net is None:
             return {}
         if len(self._classes) == 1:
@@ -305,7 +308,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
         p = self._probabilities(self._net.forward(self._vector(x)))
         return dict(zip(self._classes, p.tolist()))
 
-    def predict_proba_many(self, X):
+    def predict_proba_many(self, X: Any) -> Any:
         import pandas as pd
         if not self._classes or self._net is None:
             return pd.DataFrame(index=X.index)
@@ -314,7 +317,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
         p = self._probabilities(self._net.forward(self._matrix(X)))
         return pd.DataFrame(p, columns=self._classes, index=X.index)
 
-    def predict_many(self, X):
+    def predict_many(self, X: Any) -> Any:
         import pandas as pd
         proba = self.predict_proba_many(X)
         if proba.empty:
@@ -348,25 +351,25 @@ class BPRegressor(_OnlineMLP, base.MiniBatchRegressor):
         super().__init__(hidden_layer_sizes, activation, lr, momentum, nesterov, weight_decay,
                          dtype, seed)
 
-    def learn_one(self, x, y):
+    def learn_one(self, x: dict[Any, float], y: Any) -> None:
         target = float(y)
         if not math.isfinite(target):
             raise ValueError(f"y: expected a finite number; got {y!r}")
         if self._prepare(x.keys(), 1):
             self._step(self._vector(x), target)
 
-    def learn_many(self, X, y):
+    def learn_many(self, X: Any, y: Any) -> None:
         """Per-sample SGD over the rows in order: the same as learn_one on each row."""
         targets = np.asarray(y, dtype=np.float64).reshape(-1, 1)
         if self._prepare(set(X.columns), 1):
             self._fit_rows(self._matrix(X), targets)
 
-    def predict_one(self, x):
+    def predict_one(self, x: dict[Any, float]) -> float:
         if self._net is None:
             return 0.0
         return float(self._net.forward(self._vector(x))[0])
 
-    def predict_many(self, X):
+    def predict_many(self, X: Any) -> Any:
         import pandas as pd
         if self._net is None:
             return pd.Series(0.0, index=X.index)

@@ -34,10 +34,14 @@ hidden activation "leaky_relu", ``dtype`` and ``n_threads`` (threads that share
 each minibatch), and ``BPClassifier(loss="squared_error")``.
 """
 
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
@@ -86,6 +90,8 @@ def _check_dense(X, name="X"):
 class _ParamList(list):
     """coefs_ / intercepts_: a list of writable views of the network whose item
     assignment (``clf.coefs_[0] = W``) writes into the network as well."""
+
+    _name = "coefs_"
 
     def __setitem__(self, index, value):
         if not isinstance(index, numbers.Integral):
@@ -154,7 +160,7 @@ class _BaseBP(BaseEstimator):
     # and warm-start recipes do this).
 
     @property
-    def coefs_(self):
+    def coefs_(self) -> list[Any]:
         """W[l] in scikit-learn's orientation, shape (n_in, n_out): writable views of
         ``net_``'s parameters; assigning (``coefs_ = [...]`` or ``coefs_[l] = W``)
         sets the network's weights."""
@@ -165,14 +171,14 @@ class _BaseBP(BaseEstimator):
         return out
 
     @coefs_.setter
-    def coefs_(self, values):
+    def coefs_(self, values: list[ArrayLike]) -> None:
         if "net_" not in self.__dict__:
             self._pending_coefs_ = list(values)
             return
         self._set_layers("coefs_", values, [W.T for W in self._net().weights])
 
     @property
-    def intercepts_(self):
+    def intercepts_(self) -> list[Any]:
         """b[l], shape (n_out,): writable views of ``net_``'s parameters (assignable
         like ``coefs_``)."""
         if "net_" not in self.__dict__ and "_pending_intercepts_" in self.__dict__:
@@ -182,7 +188,7 @@ class _BaseBP(BaseEstimator):
         return out
 
     @intercepts_.setter
-    def intercepts_(self, values):
+    def intercepts_(self, values: list[ArrayLike]) -> None:
         if "net_" not in self.__dict__:
             self._pending_intercepts_ = list(values)
             return
@@ -565,7 +571,7 @@ class _BaseBP(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C")
         return self.net_.forward(X)
 
-    def to_sklearn(self):
+    def to_sklearn(self) -> Any:
         """This fitted estimator as a fitted scikit-learn MLPClassifier / MLPRegressor.
 
         It predicts the same and converts with skl2onnx; the hidden activation
@@ -675,7 +681,8 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         self._set_params_(**{k: v for k, v in locals().items()
                              if k not in ("self", "__class__")})
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> Any:
         """Train on (X, y) (labels or a multilabel indicator matrix); returns self.
 
         ``sample_weight`` (one weight >= 0 per sample) scales each sample's loss
@@ -684,7 +691,8 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> BPClassifier:
         """One epoch over (X, y), continuing from the current network; returns self.
 
         ``classes`` (every label of the whole data set) is required on the first
@@ -743,12 +751,12 @@ class BPClassifier(ClassifierMixin, _BaseBP):
     def _score_outputs(self, outputs, y, sample_weight):
         return float(accuracy_score(y, self._labels(outputs), sample_weight=sample_weight))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """The most probable class of each sample (the 0/1 indicator matrix for
         multilabel ``y``)."""
         return self._labels(self._forward(X))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[Any]:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
         y_pred = self._forward(X)
         if self.n_outputs_ == 1:
@@ -756,7 +764,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             return np.vstack([1 - p, p]).T
         return y_pred
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[Any]:
         """log(predict_proba(X))."""
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
@@ -796,12 +804,14 @@ class BPRegressor(RegressorMixin, _BaseBP):
         self._set_params_(**{k: v for k, v in locals().items()
                              if k not in ("self", "__class__")})
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> Any:
         """Train on (X, y); returns self.  ``sample_weight`` as scikit-learn's."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> BPRegressor:
         """One epoch over (X, y), continuing from the current network; returns self
         (stochastic solvers only)."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
@@ -830,7 +840,7 @@ class BPRegressor(RegressorMixin, _BaseBP):
             return np.nan
         return float(r2_score(y, pred, sample_weight=sample_weight))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Predicted targets: shape (n_samples,) for one target, else (n_samples, n_targets)."""
         out = self._forward(X)
         return out.ravel() if out.shape[1] == 1 else out
