@@ -40,7 +40,8 @@ def test_fit_with_threads_equals_itself_whatever_the_timings(monkeypatch):
     X, y = rng.normal(size=(300, 8)), rng.integers(0, 3, size=300)
     results = []
     for forced in (1, 2):
-        monkeypatch.setattr(WorkerChoice, "choose", lambda self, n, forced=forced: min(n, forced))
+        monkeypatch.setattr(WorkerChoice, "choose",
+                            lambda self, n, b, forced=forced: (min(n, forced), 3 * b))
         net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
         net.fit(X, y, epochs=3, batch_size=16, n_threads=2, shuffle=False, lr=0.2,
                 progress=False)
@@ -50,16 +51,38 @@ def test_fit_with_threads_equals_itself_whatever_the_timings(monkeypatch):
 
 def test_worker_choice_follows_the_timings():
     choice = WorkerChoice()
-    assert choice.choose(1) == 1
-    assert choice.choose(2) == 2                 # first: every thread
-    choice.record(2, 2, 1000, 4.0)               # 4 ms per sample with two threads
-    assert choice.choose(2) == 1                 # then one
-    choice.record(2, 1, 1000, 1.0)               # one thread is faster (a busy core)
+    probe = WorkerChoice.PROBE_BATCHES * 32
+    assert choice.choose(1, 32) == (1, float("inf"))
+    assert choice.choose(2, 32) == (2, probe)    # first: a short probe on every thread
+    choice.record(2, 2, probe, 4.0)              # slow with two threads
+    assert choice.choose(2, 32) == (1, probe)    # then one
+    choice.record(2, 1, probe, 1.0)              # one thread is faster (a busy core)
     for _ in range(WorkerChoice.REPROBE - 2):
-        assert choice.choose(2) == 1
-        choice.record(2, 1, 1000, 1.0)
-    assert choice.choose(2) == 2                 # timed again now and then
-    choice.record(2, 2, 1000, 0.5)               # the other core is free again
-    choice.choose(2)
-    choice.record(2, 1, 1000, 1.0)
-    assert choice.choose(2) == 2
+        assert choice.choose(2, 32) == (1, float("inf"))
+        choice.record(2, 1, 1000, 1.0 * 1000 / probe)
+    assert choice.choose(2, 32) == (2, probe)    # timed again after REPROBE chunks
+    choice.record(2, 2, probe, 4.0)              # and it loses again:
+    assert choice.choose(2, 32) == (1, probe)    # (one thread timed again too)
+    choice.record(2, 1, probe, 1.0)
+    for _ in range(2 * WorkerChoice.REPROBE - 2):   # twice as long before the next probe
+        assert choice.choose(2, 32) == (1, float("inf"))
+        choice.record(2, 1, 1000, 1.0 * 1000 / probe)
+    assert choice.choose(2, 32) == (2, probe)
+    choice.record(2, 2, probe, 0.5)              # the other core is free again
+    assert choice.choose(2, 32) == (1, probe)
+    choice.record(2, 1, probe, 1.0)
+    assert choice.choose(2, 32) == (2, float("inf"))
+    assert choice.gap == WorkerChoice.REPROBE
+
+
+def test_the_choice_lives_in_the_network(monkeypatch):
+    """A second fit starts from what the first measured: no probe on every thread."""
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(200, 8)), rng.integers(0, 3, size=200)
+    net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+    net.fit(X, y, epochs=1, batch_size=8, n_threads=2, progress=False, lr=0.1)
+    seen = dict(net._worker_choice.seconds_per_sample)
+    assert set(seen) == {1, 2}
+    chunks = net._worker_choice.chunks
+    net.fit(X, y, epochs=1, batch_size=8, n_threads=2, progress=False, lr=0.1)
+    assert net._worker_choice.chunks > chunks

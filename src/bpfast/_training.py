@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _validate, optim
 from ._progress import progress_bar
+from ._threads import WorkerChoice  # noqa: F401  (re-exported for the tests)
 from .callbacks import History
 from .errors import DivergenceError
 
@@ -25,40 +26,6 @@ def chunk_samples(n_params, batch_size):
     """Samples per kernel call: a whole number of batches, ~_CHUNK_WORK of work."""
     samples = max(64, int(_CHUNK_WORK / (3 * n_params)))
     return max(1, samples // batch_size) * batch_size
-
-
-class WorkerChoice:
-    """How many OS threads run a chunk's n_threads slices: all, or one.
-
-    The kernel's result depends only on the number of slices (n_threads),
-    never on how many threads run them, so this choice is free to follow
-    the machine: the first chunks are timed with every thread and with one,
-    and the faster per sample is used, timed again every `REPROBE` chunks.
-    With the other cores busy, OpenMP threads that wait for each other can
-    be several times slower than one thread alone; this keeps fit(n_threads)
-    from ever paying that for long.
-    """
-
-    REPROBE = 32
-
-    def __init__(self):
-        self.seconds_per_sample = {}     # workers -> last measured s/sample
-        self.chunks = 0
-
-    def choose(self, n_threads):
-        if n_threads == 1:
-            return 1
-        k = self.chunks % self.REPROBE
-        if k == 0 or n_threads not in self.seconds_per_sample:
-            return n_threads
-        if k == 1 or 1 not in self.seconds_per_sample:
-            return 1
-        return min(self.seconds_per_sample, key=self.seconds_per_sample.get)
-
-    def record(self, n_threads, workers, samples, seconds):
-        self.chunks += 1
-        if n_threads > 1 and samples > 0:
-            self.seconds_per_sample[workers] = seconds / samples
 
 
 class Fit:
@@ -137,7 +104,7 @@ class Fit:
         with net._lock:
             opt._bind(net)      # last: a network it does not belong to is a ValueError
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
-        self.workers = WorkerChoice()
+        self.workers = net._worker_choice
 
     def _check_hogwild(self):
         """Hogwild runs the fused per-sample plain SGD step only."""
@@ -193,9 +160,10 @@ class Fit:
         step = chunk_samples(net.n_params, batch)
         loss_sum = n_correct = 0.0
         start_time = time.perf_counter()
-        for start in range(0, n, step):
-            chunk = order[start:start + step]
-            workers = self.workers.choose(threads)
+        start = 0
+        while start < n:
+            workers, limit = self.workers.choose(threads, batch)
+            chunk = order[start:start + min(step, limit)]
             tic = time.perf_counter()
             l_sum, c = net._train(X, T, chunk, batch, opt, threads,
                                   sample_weight=self.sample_weight, hogwild=self.hogwild,
@@ -211,7 +179,7 @@ class Fit:
                     f"{epoch + 1} with lr={lr:g}; the parameters and the optimizer state were "
                     f"restored to the start of that epoch. Try a smaller lr "
                     f"(e.g. {lr / 10:g}).")
-            done = start + len(chunk)
+            done = start = start + len(chunk)
             if w is not None:
                 w_seen += float(w[chunk].sum())
             seen = done if w is None else max(w_seen, 1e-300)

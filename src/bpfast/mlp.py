@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _dispatch, _validate, optim
+from ._threads import WorkerChoice
 from ._layout import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, LOSSES, OUTPUT_ACTIVATIONS, Layout
 from .errors import DivergenceError
 
@@ -180,6 +181,7 @@ class MLP:
         self._velocity = self._sgd._state[0]
         self._plain_sgd = optim.SGD(lr=0.1)     # sgd_step's: no state at all
         self.__dict__.pop("_one", None)          # the one-sample entry holds the old buffers
+        self._worker_choice = WorkerChoice()     # fit's OS threads, as measured (_threads)
 
     # ------------------------------------------------------------ properties
 
