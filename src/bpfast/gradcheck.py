@@ -86,7 +86,7 @@ def gradcheck(net, X, Y, eps=None, *, floor=1e-8):
     analytic = _flat(*same.gradients(X, Y))
 
     ref = _twin(net, np.float64, weights, biases)
-    X64 = np.asarray(X, dtype=np.float64)
+    X64 = X.astype(np.float64)     # dense or sparse rows alike
     Y64 = Y if targets.labels.size else np.asarray(Y, dtype=np.float64)
     numeric = np.empty_like(analytic)
     r = 0

@@ -233,8 +233,10 @@ class MLP:
         kept between calls (callers hold the lock)."""
         work = self._workspaces.get(n_threads)
         if work is None:
-            work = (self._grad_buffer(n_threads), self._scratch(n_threads),
-                    np.zeros((n_threads, 2)))
+            # grad starts zeroed: the kernel leaves it so after every call, and
+            # on sparse rows relies on it instead of clearing all of W[0].
+            work = (np.zeros((n_threads, self._layout.buffer_len), dtype=self._dtype),
+                    self._scratch(n_threads), np.zeros((n_threads, 2)))
             self._workspaces[n_threads] = work
         return work
 
@@ -260,6 +262,7 @@ class MLP:
         """Put back the parameters of a `_snapshot` of this network."""
         with self._lock:
             self._params[...] = snapshot
+            self._workspaces.clear()     # a diverged batch may leave NaN in the gradient scratch
 
     def _backprop(self, X, targets):
         """Everything backpropagation computes for the samples of X (boundary-checked).
@@ -273,7 +276,7 @@ class MLP:
         with self._lock:     # one consistent state, even while another thread trains
             grad, loss, ws = self._gradient(X, targets)
             weights, biases = self._parameters()
-        z, a, delta = [], [np.array(X[-1])], []
+        z, a, delta = [], [_validate.dense_row(X, -1)], []
         for l in range(layout.L):
             z_l, a_l, d_l = layout.units(ws, l)
             z.append(z_l.copy())
@@ -294,7 +297,13 @@ class MLP:
 
     def _data(self, X, Y, xname="X", yname="Y"):
         X, single = self._inputs(X, xname)
-        return X, self._targets(Y, X.shape[0], single, yname), single
+        one = _validate.single_target(X, single, Y)
+        return X, self._targets(Y, X.shape[0], one, yname), single
+
+    def _work_per_sample(self, X):
+        """Multiply-adds per sample and pass for validated inputs X (sparse rows
+        cost their entries, not n0): what sizes the fit loop's chunks."""
+        return _validate.work_per_sample(X, self._layout)
 
     def _scratch(self, n_threads=1):
         """Kernel scratch space: z, a, delta and a target vector, one row per thread."""
@@ -404,6 +413,7 @@ class MLP:
         loss = loss_sum / n
         if not (np.isfinite(loss) and self._finite()):
             self._params[...] = saved
+            self._workspaces.clear()
             opt._restore(saved_opt)
             raise DivergenceError(
                 f"{caller}: the loss or a parameter became NaN or infinite (loss {loss}) "

@@ -34,11 +34,11 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Rprop",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "RMSprop", "Adagrad", "Rprop",
            "Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 # Rule codes shared with the kernel (_update.pxi, RULE_*).
-_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP = range(5)
+_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP, _SPARSE_ADAM = range(6)
 
 
 def _check_bool(name, value):
@@ -326,6 +326,40 @@ class AdamW(Adam):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class SparseAdam(Optimizer):
+    """Lazy Adam for large sparse inputs, as torch.optim.SparseAdam on the first layer.
+
+    The weights of the first layer, W[0], get torch's SparseAdam: only the
+    rows of the inputs present in the batch (a nonzero value in that column,
+    in any of its samples) update their moments and move, with the bias
+    correction of the global step count t:
+    m += (g − m)(1 − β1), v += (g² − v)(1 − β2),
+    p −= lr·√(1 − β2^t)/(1 − β1^t) · m/(√v + eps).  Rows absent from a batch
+    keep their parameters and moments.  Every other parameter (b[0] and the
+    later layers, whose gradients are dense) gets torch.optim.Adam with the
+    same lr, betas and eps.  So a step on sparse rows costs the batch's
+    non-zeros times the first layer's width, not n0 times it, as an
+    ``nn.EmbeddingBag(sparse=True)`` first layer stepped by SparseAdam with
+    Adam for the rest does in torch.
+    """
+
+    _rule = _SPARSE_ADAM
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(lr)
+        self.betas = _check_pair("betas", betas, _check_unit)
+        self.eps = _validate.check_real("eps", eps, positive=True)   # torch: 0 < eps
+
+    def _hyperparameters(self):
+        return dict(lr=self._lr, betas=self.betas, eps=self.eps)
+
+    def _args(self):
+        return (*self.betas, self.eps, 0.0, 0.0)      # as Adam's: no amsgrad, no decoupling
+
+    def _slots(self):
+        return ("exp_avg", "exp_avg_sq")
 
 
 class RMSprop(Optimizer):

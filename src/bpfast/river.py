@@ -136,19 +136,26 @@ class _OnlineMLP(base.Base):
     # ------------------------------------------------------------ features
 
     def _vector(self, x):
-        """x as the input vector: known features in place, the rest 0."""
-        vec = np.zeros(len(self._features), dtype=self._net.dtype)
+        """x as the network's input: one sparse row of its known features (the
+        rest are 0), so a call costs x's features, not every feature seen so far."""
         index = self._index
+        columns, values = [], []
         for name, value in x.items():
             j = index.get(name)
             if j is None or value is None:
                 continue
             try:
-                vec[j] = value
+                values.append(float(value))
             except (TypeError, ValueError):
                 raise TypeError(f"x[{name!r}]: expected a number; got {value!r} "
                                 f"({type(value).__name__})") from None
-        return vec
+            columns.append(j)
+        columns = np.array(columns, dtype=np.int64)
+        values = np.array(values, dtype=self._net.dtype)
+        if columns.size > 1:     # in column order: the sums then do not depend on dict order
+            order = columns.argsort(kind="stable")
+            columns, values = columns[order], values[order]
+        return _validate.SparseRows.row(columns, values, len(self._features))
 
     def _matrix(self, X):
         """A DataFrame as input rows: columns by name, NaN (missing) as 0."""
@@ -168,7 +175,7 @@ class _OnlineMLP(base.Base):
         if self._plain_sgd:
             self._net.sgd_step(vec, target, p["lr"])
         else:
-            self._fit_rows(vec[np.newaxis], np.asarray([target]))
+            self._fit_rows(vec, np.asarray([target]))       # vec is a (1, n) row
 
     def _fit_rows(self, rows, targets):
         """Per-sample SGD over rows in order, in one compiled call."""
@@ -293,7 +300,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
             return {}
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
-        p = self._probabilities(self._net.forward(self._vector(x)))
+        p = self._probabilities(self._net.forward(self._vector(x))[0])
         return {label: float(p[k]) for k, label in enumerate(self._classes)}
 
     def predict_proba_many(self, X):
@@ -355,7 +362,7 @@ class BPRegressor(_OnlineMLP, base.MiniBatchRegressor):
     def predict_one(self, x):
         if self._net is None:
             return 0.0
-        return float(self._net.forward(self._vector(x))[0])
+        return float(self._net.forward(self._vector(x))[0, 0])
 
     def predict_many(self, X):
         import pandas as pd

@@ -305,7 +305,8 @@ class _BaseBP(BaseEstimator):
     def _forward(self, X):
         """Validated X through the network: (n_samples, n_outputs) in the network's dtype."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C")
+        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C",
+                          accept_sparse="csr")
         return self.net_.forward(X)
 
     @property
@@ -332,7 +333,7 @@ class _BaseBP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True      # CSR straight into the kernel
         tags.input_tags.allow_nan = False
         return tags
 
@@ -468,7 +469,8 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _validate_xy(self, X, y, reset, dtype):
-        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C")
+        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C",
+                             accept_sparse="csr")
         check_classification_targets(y)
         return X, y
 
@@ -565,7 +567,7 @@ class BPRegressor(RegressorMixin, _BaseBP):
         return self._fit(X, y, incremental=True)
 
     def _validate_xy(self, X, y, reset, dtype):
-        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C",
+        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C", accept_sparse="csr",
                              multi_output=True, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
