@@ -522,3 +522,23 @@ def test_import_bpfast_does_not_import_scipy():
             "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)\n")
     env = dict(os.environ)
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("call", ["sgd_step", "step_sgd", "step_sparse_adam", "fit"])
+def test_divergence_on_sparse_rows_restores_everything(call):
+    X, y = _data(n=12)
+    X = X * 1e200
+    net = _net(activation="identity", output="identity", loss="mse")
+    targets = np.zeros((12, N_OUT))
+    before = _params(net)
+    opt = optim.SparseAdam(lr=1e300) if call == "step_sparse_adam" else optim.SGD(lr=1e300)
+    with pytest.raises(bpfast.DivergenceError):
+        if call == "sgd_step":
+            net.sgd_step(X, targets, 1e300)
+        elif call == "fit":
+            net.fit(X, targets, lr=1e300, batch_size=3, progress=False)
+        else:
+            net.step(X, targets, opt)
+    assert _bit_identical(_params(net), before)
+    net.sgd_step(X / 1e200, targets, 0.1)      # still usable: no NaN left in its scratch
+    assert all(np.all(np.isfinite(p)) for p in _params(net))

@@ -238,6 +238,18 @@ def dense_row(X, s):
     return X.dense_row(s) if isinstance(X, SparseRows) else np.array(X[s])
 
 
+def touched_entries(X, layout):
+    """For CSR rows, the indices into the parameter buffer that plain SGD or
+    SparseAdam can change on them: the rows of W[0] of their nonzero columns
+    and everything after W[0].  None for dense rows (anything may change)."""
+    if not isinstance(X, SparseRows):
+        return None
+    width, start = layout.width[0], layout.b_off[0]
+    rows = np.unique(X.indices[X.data != 0])
+    first = (rows[:, None] * width + np.arange(width)).ravel() + layout.w_off[0]
+    return np.concatenate([first, np.arange(start, layout.buffer_len)])
+
+
 def work_per_sample(X, layout):
     """Multiply-adds a sample costs in one pass: all the weights for a dense
     row; for CSR rows the first layer only at their mean number of entries."""

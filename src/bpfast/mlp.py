@@ -408,11 +408,20 @@ class MLP:
 
     def _step(self, X, targets, opt, caller, setting):
         n = X.shape[0]
-        saved, saved_opt = self._params.copy(), opt._snapshot()
+        # On sparse rows plain SGD and SparseAdam change only the entries they
+        # touch: keep and check those, not every weight of the first layer.
+        part = _validate.touched_entries(X, self._layout) if opt._row_sparse else None
+        saved = self._params.copy() if part is None else self._params[part]
+        saved_opt = opt._snapshot()
         loss_sum, _ = self._train(X, targets, np.arange(n, dtype=np.intp), n, opt)
         loss = loss_sum / n
-        if not (np.isfinite(loss) and self._finite()):
-            self._params[...] = saved
+        finite = self._finite() if part is None else _dispatch.kernel.all_finite(
+            self._params[part])
+        if not (np.isfinite(loss) and finite):
+            if part is None:
+                self._params[...] = saved
+            else:
+                self._params[part] = saved
             self._workspaces.clear()
             opt._restore(saved_opt)
             raise DivergenceError(

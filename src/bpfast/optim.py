@@ -108,6 +108,12 @@ class Optimizer:
         return 0.0
 
     @property
+    def _row_sparse(self):
+        """True when a step on sparse rows changes only the rows of W[0] they
+        touch (and the layers after): plain SGD and SparseAdam."""
+        return False
+
+    @property
     def _weight_decay(self):
         return self._hyperparameters().get("weight_decay", 0.0)
 
@@ -288,6 +294,10 @@ class SGD(Optimizer):
     def _slots(self):
         return ("momentum_buffer",) if self.momentum != 0 or self._keep_buffer else ()
 
+    @property
+    def _row_sparse(self):
+        return self.momentum == 0 and self.weight_decay == 0
+
     def _configure(self, lr, momentum, nesterov, weight_decay):
         """Set already-checked hyperparameters (the network's own SGD, per fit call)."""
         self._lr, self.momentum, self.nesterov, self.weight_decay = (
@@ -360,6 +370,10 @@ class SparseAdam(Optimizer):
 
     def _slots(self):
         return ("exp_avg", "exp_avg_sq")
+
+    @property
+    def _row_sparse(self):
+        return True
 
 
 class RMSprop(Optimizer):
