@@ -422,6 +422,8 @@ def _rss_bytes():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's shadow memory and speed; the memory is the point")
 def test_a_terabyte_dense_matrix_trains_in_little_memory():
     n, n0, nnz = 10**6, 2**22, 4000          # dense: 10^6 x 2^22 float32 = 16 TiB
     rng = np.random.default_rng(0)
