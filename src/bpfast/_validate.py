@@ -245,6 +245,8 @@ def touched_entries(X, layout):
     if not isinstance(X, SparseRows):
         return None
     width, start = layout.width[0], layout.b_off[0]
+    if 8 * X.nnz * width > start:
+        return None         # a good part of W[0]: copying it whole is cheaper
     rows = np.unique(X.indices[X.data != 0])
     first = (rows[:, None] * width + np.arange(width)).ravel() + layout.w_off[0]
     return np.concatenate([first, np.arange(start, layout.buffer_len)])

@@ -139,22 +139,19 @@ class _OnlineMLP(base.Base):
         """x as the network's input: one sparse row of its known features (the
         rest are 0), so a call costs x's features, not every feature seen so far."""
         index = self._index
-        columns, values = [], []
+        pairs = []
         for name, value in x.items():
             j = index.get(name)
             if j is None or value is None:
                 continue
             try:
-                values.append(float(value))
+                pairs.append((j, float(value)))
             except (TypeError, ValueError):
                 raise TypeError(f"x[{name!r}]: expected a number; got {value!r} "
                                 f"({type(value).__name__})") from None
-            columns.append(j)
-        columns = np.array(columns, dtype=np.int64)
-        values = np.array(values, dtype=self._net.dtype)
-        if columns.size > 1:     # in column order: the sums then do not depend on dict order
-            order = columns.argsort(kind="stable")
-            columns, values = columns[order], values[order]
+        pairs.sort()            # in column order: the sums then do not depend on dict order
+        columns = np.array([j for j, _ in pairs], dtype=np.int64)
+        values = np.array([v for _, v in pairs], dtype=self._net.dtype)
         return _validate.SparseRows.row(columns, values, len(self._features))
 
     def _matrix(self, X):
