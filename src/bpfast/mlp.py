@@ -73,6 +73,9 @@ class MLP:
 
     Notes
     -----
+    Every method that takes ``X`` also takes a SciPy sparse matrix or array
+    (CSR read in place; see the sparse-inputs guide).
+
     All parameters live in one contiguous buffer; ``weights[l]`` (shape
     ``(layers[l+1], layers[l])``) and ``biases[l]`` are writable views of it.
     A network may be shared between threads: calls that read or write its
@@ -316,7 +319,12 @@ class MLP:
     # ------------------------------------------------------------ inference
 
     def forward(self, X):
-        """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL)."""
+        """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL).
+
+        X may be a SciPy sparse matrix or array (read as CSR, never
+        densified); it is two-dimensional, so a (1, n0) sparse row gives a
+        (1, nL) batch, as a dense (1, n0) row does.
+        """
         X, single = self._inputs(X)
         out = np.empty((X.shape[0], self._layout.layers[-1]), dtype=self._dtype)
         empty_rows = np.empty((0, self._layout.layers[-1]), dtype=self._dtype)
