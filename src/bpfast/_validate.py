@@ -225,7 +225,11 @@ def as_sparse_inputs(X, n_in, dtype, name="X"):
     if n > 1 and np.any(indptr[1:] < indptr[:-1]):
         raise ValueError(f"{name}: invalid CSR structure: indptr decreases (a row would "
                          f"have a negative number of entries)")
-    if nnz and (indices.min() < 0 or indices.max() >= n_in):
+    if nnz <= 32:           # one sample of a few features (river): cheaper in Python
+        out_of_range = any(not 0 <= j < n_in for j in indices.tolist())
+    else:
+        out_of_range = indices.min() < 0 or indices.max() >= n_in
+    if out_of_range:
         bad = indices[(indices < 0) | (indices >= n_in)][0]
         raise ValueError(f"{name}: invalid CSR structure: expected column indices in "
                          f"[0, {n_in}); got {bad}")
