@@ -544,3 +544,26 @@ def test_divergence_on_sparse_rows_restores_everything(call):
     assert _bit_identical(_params(net), before)
     net.sgd_step(X / 1e200, targets, 0.1)      # still usable: no NaN left in its scratch
     assert all(np.all(np.isfinite(p)) for p in _params(net))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("how", ["fit", "early_stopping", "partial_fit", "regressor"])
+def test_sklearn_estimators_take_csr_as_dense(how):
+    pytest.importorskip("sklearn")
+    from bpfast.sklearn import BPClassifier, BPRegressor
+
+    X, y = _data(n=80)
+    kw = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    results = []
+    for X_in in (X, X.toarray()):
+        if how == "regressor":
+            model = BPRegressor(**kw).fit(X_in, y.astype(float))
+        elif how == "partial_fit":
+            model = BPClassifier(**kw)
+            model.partial_fit(X_in[:40], y[:40], classes=np.arange(N_OUT))
+            model.partial_fit(X_in[40:], y[40:])
+        else:
+            model = BPClassifier(early_stopping=how == "early_stopping", **kw).fit(X_in, y)
+        results.append((model.coefs_ + model.intercepts_, model.predict(X_in)))
+    _assert_close(results[0][0], results[1][0], "float64")
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
