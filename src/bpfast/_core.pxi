@@ -51,7 +51,7 @@
 # the Python layer (bpfast._validate, bpfast.mlp) before a call.
 
 from libc.math cimport exp, expf, log, log1p, tanh, tanhf, isfinite
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
 from cython.parallel cimport prange
@@ -132,6 +132,11 @@ cdef struct Inputs:
     Py_ssize_t n              # number of samples
     Py_ssize_t n_in           # n0
     Py_ssize_t itemsize       # sizeof(floating)
+    # Plain SGD on CSR rows, batch > 1 (see apply_deferred): when not NULL,
+    # accumulate() leaves W[0]'s gradient out and stores each sample's
+    # delta[0] at deferred[(r - batch_start) * width[0]] instead.
+    void* deferred
+    Py_ssize_t batch_start
 
 
 cdef inline Row row_of(const Inputs* X, Py_ssize_t s) noexcept nogil:
@@ -690,9 +695,44 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             n_correct += 1
         output_delta(net, z, a, y, delta)
+        if X.deferred != NULL:
+            # W[0]'s part waits for apply_deferred: keep delta[0], and give
+            # backward a row without entries, so it adds all the rest.
+            memcpy(<floating*>X.deferred + (r - X.batch_start) * net.width[0],
+                   delta + net.u_off[0], net.width[0] * sizeof(floating))
+            x.m = 0
         backward(net, params, &x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum
     stats[1] += n_correct
+
+
+cdef void apply_deferred(const Net* net, floating* params, const Inputs* X,
+                         const Py_ssize_t* order, Py_ssize_t lo, Py_ssize_t hi,
+                         floating* deferred, floating neg_step) noexcept nogil:
+    """Plain SGD's step on W[0] for the CSR samples order[lo:hi], from their
+    kept delta[0] (see Inputs.deferred): W[0][j, :] += neg_step * a_k * delta
+    for every stored entry (column j, value a_k) of every sample; neg_step is
+    -lr / batch size, the step of the batch's mean gradient.  The deltas are
+    zeroed after use (the buffer is part of the gradient scratch).
+
+    As torch's sparse SGD does, this never forms a gradient buffer for W[0]:
+    each row a batch touches is read and written once here, after being read
+    once in the forward pass, instead of going through a gradient row too.
+    """
+    cdef Py_ssize_t r, i, width = net.width[0]
+    cdef Row x
+    cdef floating* d
+    for r in range(lo, hi):
+        x = row_of(X, order[r])
+        d = deferred + (r - lo) * width
+        if x.wide:
+            add_outer(params + net.w_off[0], width, <const int64_t*>x.idx,
+                      <const floating*>x.x, x.m, False, d, neg_step)
+        else:
+            add_outer(params + net.w_off[0], width, <const int32_t*>x.idx,
+                      <const floating*>x.x, x.m, False, d, neg_step)
+        for i in range(width):
+            d[i] = 0
 
 
 cdef inline void prefetch_sample(const Net* net, const Inputs* X, const floating* Y,
@@ -818,7 +858,8 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     one pass less).
 
     On CSR rows, plain SGD (no momentum or weight decay) and SparseAdam
-    update only the rows of W[0] the batch touches (update_touched), and
+    update only the rows of W[0] the batch touches (apply_deferred,
+    update_touched), and
     grad must be zero on entry (every call leaves it so) instead of being
     cleared: no pass over all of W[0] per call or per batch.
 
@@ -844,8 +885,11 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     cdef bint fused = batch_size == 1 and plain
     cdef bint csr = inp.X == NULL
     # rows of W[0] updated only where touched; the dense update starts after W[0]
-    cdef bint lazy = rule_code == RULE_SPARSE_ADAM or (csr and plain)
-    cdef Py_ssize_t dense_lo = net.b_off[0] if lazy else 0
+    # plain SGD on CSR rows: W[0]'s step from each sample's delta[0], kept in
+    # W[0]'s (unused) gradient rows, which hold a batch when n0 >= batch_size
+    cdef bint deferred = csr and plain and batch_size <= net.size[0]
+    cdef bint lazy = rule_code == RULE_SPARSE_ADAM or (csr and plain and not deferred)
+    cdef Py_ssize_t dense_lo = net.b_off[0] if lazy or deferred else 0
     cdef int32_t* flags = row_flags(&net, &ws[0, 0])
     cdef int32_t* rows = nonzero_list(&net, &ws[0, 0]) + net.nz_off[0]   # free between samples
     stats[0] = 0
@@ -872,6 +916,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             n_t = n_threads if n_threads < size else size
             counters[0] += 1
             rule.step = counters[0]
+            if deferred:
+                inp.deferred = g0 + net.w_off[0]
+                inp.batch_start = start
             if n_t == 1:
                 thread_stats[0, 0] = 0
                 thread_stats[0, 1] = 0
@@ -880,6 +927,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 if lazy:
                     update_touched(&net, &rule, p, g0, 1, st, Xp, idx, start, stop, flags,
                                    rows, <floating>(1.0 / size))
+                elif deferred:
+                    apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
+                                   <floating>(-rule.lr / size))
                 update_span(&net, &rule, p, g0, st, dense_lo, n_params,
                             <floating>(1.0 / size))
             else:
@@ -894,6 +944,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 if lazy:
                     update_touched(&net, &rule, p, g0, n_t, st, Xp, idx, start, stop, flags,
                                    rows, <floating>(1.0 / size))
+                elif deferred:
+                    apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
+                                   <floating>(-rule.lr / size))
                 for t in prange(n_t, schedule="static", chunksize=1, num_threads=n_t):
                     reduce_update(&net, &rule, p, g0, n_t, st,
                                   dense_lo + t * (n_params - dense_lo) // n_t,
