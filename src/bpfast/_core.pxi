@@ -696,11 +696,13 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             n_correct += 1
         output_delta(net, z, a, y, delta)
         if X.deferred != NULL:
-            # W[0]'s part waits for apply_deferred: keep delta[0], and give
-            # backward a row without entries, so it adds all the rest.
+            # W[0]'s part waits for apply_deferred: backward gets a row without
+            # entries, so it adds all the rest; then keep delta[0].
+            x.m = 0
+            backward(net, params, &x, z, a, delta, nz, grad, 1)
             memcpy(<floating*>X.deferred + (r - X.batch_start) * net.width[0],
                    delta + net.u_off[0], net.width[0] * sizeof(floating))
-            x.m = 0
+            continue
         backward(net, params, &x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum
     stats[1] += n_correct
