@@ -35,7 +35,7 @@ def _samples_per_epoch(dtype):
 
 def _small_chunks(monkeypatch, samples):
     """Make fit call the kernel every `samples` samples (whole batches)."""
-    def chunk_samples(n_params, batch_size):
+    def chunk_samples(n_params, batch_size, work=None):
         return max(1, samples // batch_size) * batch_size
     monkeypatch.setattr(bpfast._training, "chunk_samples", chunk_samples)
 

@@ -984,3 +984,140 @@ def test_optimizer_fits_give_a_result_or_a_clear_error(problem, opt, data):
         return
     assert bad_xy is None
     assert bpfast._dispatch.kernel.all_finite(net._params)
+
+
+# ---------------------------------------------------------------- sparse inputs
+# docs/design.md, "Sparse inputs": any valid CSR structure (duplicates, unsorted
+# columns, empty rows, int32 or int64 indices, matrix or array class) gives the
+# result of its dense form; any corrupted one (indices out of range, indptr
+# wrong, lengths that disagree, NaN) is a ValueError that changes nothing --
+# and never an out-of-bounds read (the checked build runs these tests).
+
+@st.composite
+def csr_structures(draw, n0, max_samples=6):
+    """(data, indices, indptr, shape, index dtype, class) of a valid CSR matrix."""
+    n = draw(st.integers(1, max_samples))
+    lengths = draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))
+    nnz = sum(lengths)
+    indices = draw(st.lists(st.integers(0, n0 - 1), min_size=nnz, max_size=nnz))
+    data = draw(st.lists(st.sampled_from(GRID), min_size=nnz, max_size=nnz))
+    index_dtype = draw(st.sampled_from([np.int32, np.int64]))
+    cls = draw(st.sampled_from(["csr_matrix", "csr_array"]))
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(index_dtype)
+    return (np.array(data, dtype=np.float64), np.array(indices, dtype=index_dtype), indptr,
+            (n, n0), cls)
+
+
+def canonical(structure):
+    """The same matrix's structure with sorted columns and duplicates summed."""
+    data, indices, indptr, shape, cls = structure
+    dense = build_csr(structure).toarray()
+    rows, cols = np.nonzero(dense)
+    ptr = np.searchsorted(rows, np.arange(shape[0] + 1)).astype(indptr.dtype)
+    return dense[rows, cols], cols.astype(indices.dtype), ptr, shape, cls
+
+
+def build_csr(structure):
+    """A SciPy CSR matrix holding exactly these arrays (SciPy's checks bypassed)."""
+    import scipy.sparse as sp
+    data, indices, indptr, shape, cls = structure
+    X = getattr(sp, cls)((np.zeros(0), np.zeros(0, dtype=np.int32),
+                          np.zeros(shape[0] + 1, dtype=np.int32)), shape=shape)
+    X.data, X.indices, X.indptr = data, indices, indptr
+    return X
+
+
+SPARSE_ENTRY_POINTS = ("forward", "predict", "loss", "evaluate", "gradients", "sgd_step",
+                       "fit", "gradcheck")
+
+
+@PROFILE
+@given(spec=net_specs(), entry=st.sampled_from(SPARSE_ENTRY_POINTS), data=st.data())
+def test_valid_sparse_structures_give_the_dense_result(spec, entry, data):
+    pytest.importorskip("scipy.sparse")
+    n0, n_out = spec["layers"][0], spec["layers"][-1]
+    structure = data.draw(csr_structures(n0))
+    kinks = {spec["activation"], spec["output"]} & {"relu", "leaky_relu"}
+    if kinks or entry not in ("forward", "loss", "gradients", "sgd_step"):
+        # Argmax (predict, accuracy) and relu's kink at 0 may go the other way
+        # when the terms of a sum come in another order (duplicates that
+        # cancel, say): for these, rows in column order without duplicates,
+        # which give the dense result bit for bit.
+        structure = canonical(structure)
+    X = build_csr(structure)
+    Y = data.draw(valid_targets(X.shape[0], n_out, spec["loss"]))
+    dense = X.toarray()
+    sparse_net, dense_net = make_net(spec), make_net(spec)
+    outcomes = []
+    for net, X_in in ((sparse_net, X), (dense_net, dense)):
+        try:
+            outcomes.append(as_list(net, entry, invoke(net, entry, X_in, Y, epochs=1)))
+        except bpfast.DivergenceError as exc:
+            outcomes.append(type(exc))
+    if outcomes[1] is bpfast.DivergenceError:
+        assert outcomes[0] is bpfast.DivergenceError
+        return
+    tol = 1e-5 if spec["dtype"] == "float32" else 1e-12
+    if entry == "gradcheck":
+        return          # a float32 gradcheck is only as exact as float32 allows
+    for a, b in zip(*outcomes):
+        if np.asarray(a).dtype.kind not in "biuf":        # evaluate's key names
+            assert np.array_equal(a, b)
+            continue
+        np.testing.assert_allclose(np.asarray(a, dtype=np.float64),
+                                   np.asarray(b, dtype=np.float64), rtol=tol, atol=tol)
+    assert np.array_equal(X.indices, structure[1]) and np.array_equal(X.data, structure[0])
+
+
+@PROFILE
+@given(spec=net_specs(), entry=st.sampled_from(SPARSE_ENTRY_POINTS), data=st.data())
+def test_corrupted_sparse_structures_are_rejected_before_anything_changes(spec, entry, data):
+    pytest.importorskip("scipy.sparse")
+    n0, n_out = spec["layers"][0], spec["layers"][-1]
+    data_, indices, indptr, shape, cls = data.draw(csr_structures(n0))
+    kind = data.draw(st.sampled_from(["index", "indptr", "lengths", "nan", "shape"]))
+    big = st.integers(-2**40, 2**40) if indices.dtype == np.int64 else st.integers(-2**31,
+                                                                                    2**31 - 1)
+    if kind == "index" and indices.size:
+        indices = indices.copy()
+        indices[data.draw(st.integers(0, indices.size - 1))] = data.draw(big)
+    elif kind == "indptr":
+        indptr = indptr.copy()
+        indptr[data.draw(st.integers(0, indptr.size - 1))] = data.draw(big)
+    elif kind == "lengths":
+        which = data.draw(st.sampled_from(["data", "indices", "indptr"]))
+        cut = data.draw(st.sampled_from([-1, 1]))
+        arrays = {"data": data_, "indices": indices, "indptr": indptr}
+        a = arrays[which]
+        arrays[which] = a[:-1].copy() if cut < 0 and a.size else np.append(a, a[-1:] if a.size
+                                                                           else [0]).astype(a.dtype)
+        data_, indices, indptr = arrays["data"], arrays["indices"], arrays["indptr"]
+    elif kind == "nan" and data_.size:
+        data_ = data_.copy()
+        data_[0] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    elif kind == "shape":
+        shape = (shape[0], shape[1] + data.draw(st.sampled_from([-1, 1])))
+        if shape[1] < 1:
+            shape = (shape[0], 2)
+    X = build_csr((data_, indices, indptr, shape, cls)) if kind != "shape" else None
+    if X is None:
+        X = build_csr((data_, indices, indptr, (shape[0], n0), cls))
+        X._shape = shape
+    n = shape[0]
+    valid = (shape[1] == n0 and indptr.size == n + 1 and indptr[0] == 0
+             and indptr[-1] == indices.size == data_.size and np.all(np.diff(indptr) >= 0)
+             and np.all((indices >= 0) & (indices < n0)) and np.all(np.isfinite(data_)))
+    net = make_net(spec)
+    Y = data.draw(valid_targets(n, n_out, spec["loss"]))
+    before = state_of(net)
+    try:
+        invoke(net, entry, X, Y, epochs=1)
+    except ALLOWED as exc:
+        assert state_of(net) == before, f"{entry} raised {exc!r} but changed the network"
+        assert not valid or "Y" in str(exc), exc
+        assert valid or str(exc).startswith("X: "), exc
+        return
+    except bpfast.DivergenceError:
+        assert entry in TRAINING
+    # only a corruption that left a valid structure (an index set to itself) gets here
+    assert valid, f"{entry} accepted an invalid CSR structure"

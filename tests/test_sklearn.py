@@ -66,6 +66,8 @@ def expected_failed_checks(estimator):
         # its MLPs with lbfgs or marks them failing for the same reason).
         return {"check_sample_weight_equivalence_on_dense_data":
                 "minibatch steps: a weight is not a repetition",
+                "check_sample_weight_equivalence_on_sparse_data":
+                "minibatch steps: a weight is not a repetition",
                 **({"check_regressor_multioutput":
                     "a float32 network predicts float32, the check wants float64"}
                    if isinstance(estimator, BPRegressor) and estimator.dtype == "float32"
@@ -141,11 +143,22 @@ def test_partial_fit_is_absent_with_lbfgs():
     assert hasattr(BPRegressor(solver="sgd"), "partial_fit")
 
 
-def test_sparse_input_is_refused_clearly():
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_sparse_input_gives_the_dense_result(solver):
     sparse = pytest.importorskip("scipy.sparse")
-    X = sparse.csr_matrix(np.eye(4))
-    with pytest.raises(TypeError, match="X: a sparse matrix was given"):
-        BPClassifier().fit(X, [0, 1, 0, 1])
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 12)) * (rng.random((60, 12)) < 0.3)
+    y = rng.integers(0, 3, size=60)
+    kw = dict(solver=solver, hidden_layer_sizes=(7,), max_iter=5, random_state=0,
+              batch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense = BPClassifier(**kw).fit(X, y)
+        csr = BPClassifier(**kw).fit(sparse.csr_matrix(X), y)
+    for a, b in zip(dense.coefs_ + dense.intercepts_, csr.coefs_ + csr.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(csr.predict_proba(sparse.csr_array(X)),
+                               dense.predict_proba(X), rtol=1e-10)
 
 
 def test_multilabel_predicts_the_indicator_matrix():

@@ -31,6 +31,17 @@
 # layers have many too.  The forward pass lists each layer's nonzero inputs
 # once (branch-free) and every later loop over rows walks only that list.
 #
+# Sparse inputs.  The first layer reads its input as a list of (column,
+# value) pairs: for a dense row the forward pass builds that list (the
+# nonzeros above); a CSR row's stored entries, indices[indptr[s]:indptr[s+1]]
+# and data[...], ARE that list, read where they lie (int32 or int64 indices,
+# the fused `index_t`).  So a sample costs its non-zeros times the width of
+# the first layer, whatever n0 is; duplicate columns add up (SciPy's
+# meaning) and unsorted ones work, by construction.  A minibatch's plain SGD
+# step (and SparseAdam's) on CSR rows updates only the rows of W[0] its
+# samples touch: they are listed once per batch (a flag per row in scratch)
+# and the rest of the buffer gets the dense update.
+#
 # A network is described to the kernel by one int array `spec` (built by
 # bpfast._layout.Layout) and per-thread scratch space `ws` holding z, a and
 # delta of every layer, one target vector and the nonzero-input lists;
@@ -40,7 +51,7 @@
 # the Python layer (bpfast._validate, bpfast.mlp) before a call.
 
 from libc.math cimport exp, expf, log, log1p, tanh, tanhf, isfinite
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
 from cython.parallel cimport prange
@@ -98,6 +109,71 @@ cdef struct Net:
     const Py_ssize_t* act     # activation code of layer l -> l+1
     const Py_ssize_t* width   # row length of W[l] and b[l]: size[l+1] padded (see below)
     const Py_ssize_t* nz_off  # layer l's nonzero-input list starts at nz_off[l] (int32s)
+
+
+ctypedef fused index_t:      # column indices of a CSR input
+    int32_t
+    int64_t
+
+
+cdef struct Row:
+    # One sample's input a[0], as the first layer reads it.
+    const void* x             # dense: its n0 values; CSR: its m stored values (network's dtype)
+    const void* idx           # CSR: the m column indices of those values; NULL for a dense row
+    Py_ssize_t m
+    bint wide                 # idx is int64 (else int32)
+
+
+cdef struct Inputs:
+    # The samples of one call: n dense rows, or n CSR rows.
+    const void* X             # dense rows, n x n0 row-major; NULL for CSR
+    const void* data          # CSR values (network's dtype)
+    const void* indices       # CSR column indices, int32 or int64 (wide)
+    const void* indptr        # row s is entries indptr[s]:indptr[s+1] (the indices' type)
+    bint wide
+    Py_ssize_t n              # number of samples
+    Py_ssize_t n_in           # n0
+    Py_ssize_t itemsize       # sizeof(floating)
+    # Plain SGD on CSR rows, batch > 1 (see apply_deferred): when not NULL,
+    # accumulate() leaves W[0]'s gradient out and stores each sample's
+    # delta[0] at deferred[(r - batch_start) * width[0]] instead.
+    void* deferred
+    Py_ssize_t batch_start
+
+
+cdef inline Inputs dense_inputs(const void* X, Py_ssize_t n, Py_ssize_t n_in,
+                                Py_ssize_t itemsize) noexcept nogil:
+    """n dense rows of n_in values (itemsize bytes each) at X, as Inputs."""
+    cdef Inputs inp
+    memset(&inp, 0, sizeof(Inputs))
+    inp.X = X
+    inp.n = n
+    inp.n_in = n_in
+    inp.itemsize = itemsize
+    return inp
+
+
+cdef inline Row row_of(const Inputs* X, Py_ssize_t s) noexcept nogil:
+    """Sample s of X as a Row (no copy: pointers into X)."""
+    cdef Row r
+    cdef Py_ssize_t p0
+    if X.X != NULL:
+        r.x = <const char*>X.X + s * X.n_in * X.itemsize
+        r.idx = NULL
+        r.m = X.n_in
+        r.wide = False
+        return r
+    if X.wide:
+        p0 = (<const int64_t*>X.indptr)[s]
+        r.m = (<const int64_t*>X.indptr)[s + 1] - p0
+        r.idx = <const int64_t*>X.indices + p0
+    else:
+        p0 = (<const int32_t*>X.indptr)[s]
+        r.m = (<const int32_t*>X.indptr)[s + 1] - p0
+        r.idx = <const int32_t*>X.indices + p0
+    r.x = <const char*>X.data + p0 * X.itemsize
+    r.wide = X.wide
+    return r
 
 
 cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
@@ -245,27 +321,84 @@ cdef inline int32_t* nonzero_list(const Net* net, floating* ws) noexcept nogil:
     return <int32_t*>(ws + 3 * net.n_units + net.size[net.L])
 
 
-cdef void forward(const Net* net, const floating* params, const floating* x,
-                  floating* z, floating* a, int32_t* nz) noexcept nogil:
-    """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x.
+cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
+                          const index_t* idx, const floating* v, Py_ssize_t m,
+                          bint gather) noexcept nogil:
+    """z += a_k W[j_k, :] over the inputs k < m, j_k = idx[k]: a_k = v[j_k] when
+    `gather` (v is the whole input vector, idx its nonzero list), else v[k]
+    (v holds the listed values: a CSR row).
 
-    nz receives, per layer, the count and indices of its nonzero inputs
-    (see nonzero_list), which backward() reuses.
+    Four input rows per pass over z (z stays in registers for four updates);
+    each z_i still adds its terms in list order, so the result is
+    bit-identical to one row at a time.
     """
-    cdef Py_ssize_t l, i, j, k, m, n_in, n_out, width
-    cdef int32_t* nz_l
+    cdef Py_ssize_t i, k = 0
     cdef const floating* W0
     cdef const floating* W1
     cdef const floating* W2
     cdef const floating* W3
     cdef floating a0, a1, a2, a3, z_i
-    cdef const floating* a_prev = x
+    while k + 4 <= m:
+        if gather:
+            a0 = v[idx[k]]
+            a1 = v[idx[k + 1]]
+            a2 = v[idx[k + 2]]
+            a3 = v[idx[k + 3]]
+        else:
+            a0 = v[k]
+            a1 = v[k + 1]
+            a2 = v[k + 2]
+            a3 = v[k + 3]
+        W0 = W + idx[k] * width
+        W1 = W + idx[k + 1] * width
+        W2 = W + idx[k + 2] * width
+        W3 = W + idx[k + 3] * width
+        for i in range(width):
+            z_i = z[i]
+            z_i += a0 * W0[i]
+            z_i += a1 * W1[i]
+            z_i += a2 * W2[i]
+            z_i += a3 * W3[i]
+            z[i] = z_i
+        k += 4
+    while k < m:
+        a0 = v[idx[k]] if gather else v[k]
+        W0 = W + idx[k] * width
+        for i in range(width):
+            z[i] += a0 * W0[i]
+        k += 1
+
+
+cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx,
+                           const floating* v, Py_ssize_t m, bint gather,
+                           const floating* d, floating scale) noexcept nogil:
+    """out_W[j_k, :] += scale * a_k * d over the inputs k < m (a_k, j_k as in
+    add_rows): the weight gradient delta a^T, row by nonzero row."""
+    cdef Py_ssize_t i, k
+    cdef floating a_k
+    cdef floating* out_j
+    for k in range(m):
+        a_k = v[idx[k]] if gather else v[k]
+        out_j = out_W + idx[k] * width
+        for i in range(width):
+            out_j[i] += scale * (a_k * d[i])
+
+
+cdef void forward(const Net* net, const floating* params, const Row* x,
+                  floating* z, floating* a, int32_t* nz) noexcept nogil:
+    """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x.
+
+    nz receives, per layer, the count and indices of its nonzero inputs
+    (see nonzero_list), which backward() reuses; a CSR row is its own list
+    for layer 0, which is then left unwritten.
+    """
+    cdef Py_ssize_t l, i, m, n_in, n_out, width
+    cdef int32_t* nz_l
+    cdef const floating* a_prev = <const floating*>x.x
     cdef const floating* W
-    cdef const floating* W_j
     cdef const floating* b
     cdef floating* z_l
     cdef floating* a_l
-    cdef floating a_j
     cdef Py_ssize_t code
     for l in range(net.L):
         n_in = net.size[l]
@@ -277,37 +410,16 @@ cdef void forward(const Net* net, const floating* params, const floating* x,
         a_l = a + net.u_off[l]
         for i in range(width):
             z_l[i] = b[i]
-        nz_l = nz + net.nz_off[l]
-        m = nonzeros(a_prev, n_in, nz_l + 1)     # exact: a zero input adds nothing
-        nz_l[0] = <int32_t>m
-        # Four input rows per pass over z (z stays in registers for four
-        # updates); each z_i still adds its terms in input order, so the
-        # result is bit-identical to one row at a time.
-        k = 0
-        while k + 4 <= m:
-            a0 = a_prev[nz_l[k + 1]]
-            a1 = a_prev[nz_l[k + 2]]
-            a2 = a_prev[nz_l[k + 3]]
-            a3 = a_prev[nz_l[k + 4]]
-            W0 = W + nz_l[k + 1] * width
-            W1 = W + nz_l[k + 2] * width
-            W2 = W + nz_l[k + 3] * width
-            W3 = W + nz_l[k + 4] * width
-            for i in range(width):
-                z_i = z_l[i]
-                z_i += a0 * W0[i]
-                z_i += a1 * W1[i]
-                z_i += a2 * W2[i]
-                z_i += a3 * W3[i]
-                z_l[i] = z_i
-            k += 4
-        while k < m:
-            j = nz_l[k + 1]
-            a_j = a_prev[j]
-            W_j = W + j * width
-            for i in range(width):
-                z_l[i] += a_j * W_j[i]
-            k += 1
+        if l == 0 and x.idx != NULL:
+            if x.wide:
+                add_rows(z_l, W, width, <const int64_t*>x.idx, a_prev, x.m, False)
+            else:
+                add_rows(z_l, W, width, <const int32_t*>x.idx, a_prev, x.m, False)
+        else:
+            nz_l = nz + net.nz_off[l]
+            m = nonzeros(a_prev, n_in, nz_l + 1)     # exact: a zero input adds nothing
+            nz_l[0] = <int32_t>m
+            add_rows(z_l, W, width, <const int32_t*>(nz_l + 1), a_prev, m, True)
         code = net.act[l]
         if code == SOFTMAX:
             softmax(z_l, a_l, n_out)
@@ -397,7 +509,7 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
             d_L[k] = (a_L[k] - y[k]) * derivative(code, z_L[k], a_L[k])
 
 
-cdef void backward(const Net* net, const floating* params, const floating* x,
+cdef void backward(const Net* net, const floating* params, const Row* x,
                    const floating* z, const floating* a, floating* delta,
                    const int32_t* nz, floating* out, floating scale) noexcept nogil:
     """Back-propagate delta[L-1]; add scale * (this sample's dL/dW, dL/db) to out.
@@ -409,16 +521,14 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
     before W[l] is written, so the fused step equals the gradient followed by
     the update.
     """
-    cdef Py_ssize_t l, i, j, k, n_in, width, code = 0
+    cdef Py_ssize_t l, i, j, n_in, width, code = 0
     cdef const int32_t* nz_l
     cdef const floating* W
     cdef const floating* a_prev
     cdef const floating* z_prev = NULL
     cdef const floating* d_l
     cdef floating* d_prev = NULL
-    cdef floating* out_W_j
     cdef floating* out_b
-    cdef floating a_j
     for l in range(net.L - 1, -1, -1):
         n_in = net.size[l]
         width = net.width[l]
@@ -431,20 +541,24 @@ cdef void backward(const Net* net, const floating* params, const floating* x,
             d_prev = delta + net.u_off[l - 1]
             code = net.act[l - 1]
         else:
-            a_prev = x
+            a_prev = <const floating*>x.x
         for i in range(width):
             out_b[i] += scale * d_l[i]
         if l > 0:
             for j in range(n_in):
                 d_prev[j] = chain(W + j * width, d_l, width,
                                   derivative(code, z_prev[j], a_prev[j]))
-        nz_l = nz + net.nz_off[l]
-        for k in range(nz_l[0]):
-            j = nz_l[k + 1]
-            a_j = a_prev[j]
-            out_W_j = out + net.w_off[l] + j * width
-            for i in range(width):
-                out_W_j[i] += scale * (a_j * d_l[i])
+        if l == 0 and x.idx != NULL:
+            if x.wide:
+                add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
+                          False, d_l, scale)
+            else:
+                add_outer(out + net.w_off[0], width, <const int32_t*>x.idx, a_prev, x.m,
+                          False, d_l, scale)
+        else:
+            nz_l = nz + net.nz_off[l]
+            add_outer(out + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, nz_l[0],
+                      True, d_l, scale)
 
 
 cdef void update_span(const Net* net, const Rule* rule, floating* params, floating* grad,
@@ -489,6 +603,71 @@ cdef void reduce_update(const Net* net, const Rule* rule, floating* params, floa
     update_span(net, rule, params, grad, state, lo, hi, scale)
 
 
+cdef inline int32_t* row_flags(const Net* net, floating* ws) noexcept nogil:
+    """n0 flags, one per row of W[0], after a scratch row's nonzero lists:
+    1 for a row listed in the current batch, 0 between batches."""
+    return nonzero_list(net, ws) + net.nz_off[net.L - 1] + net.size[net.L - 1] + 1
+
+
+cdef inline Py_ssize_t mark_rows(const index_t* idx, const floating* v, Py_ssize_t m,
+                                 int32_t* flags, int32_t* rows,
+                                 Py_ssize_t count) noexcept nogil:
+    """Append to rows[count:] the columns idx[k] with v[k] != 0 not yet flagged."""
+    cdef Py_ssize_t k, j
+    for k in range(m):
+        j = idx[k]
+        if v[k] != 0 and flags[j] == 0:
+            flags[j] = 1
+            rows[count] = <int32_t>j
+            count += 1
+    return count
+
+
+cdef void update_touched(const Net* net, const Rule* rule, floating* params, floating* grad,
+                         Py_ssize_t n_threads, floating* state, const Inputs* X,
+                         const Py_ssize_t* order, Py_ssize_t lo, Py_ssize_t hi,
+                         int32_t* flags, int32_t* rows, floating scale) noexcept nogil:
+    """The rule's step on the rows of W[0] that samples order[lo:hi] touch (a
+    nonzero input in that column), each once; with several threads their
+    gradient rows are summed into row 0 first, in thread order.
+
+    Every other row of W[0] has a zero gradient, which plain SGD (no momentum,
+    no weight decay) and SparseAdam map to no change at all: so a batch costs
+    its non-zeros, not n0.  rows needs room for n0 entries; flags are left 0.
+    """
+    cdef Py_ssize_t r, t, i, j, off, count = 0, width = net.width[0]
+    cdef Row x
+    cdef const floating* v
+    cdef floating* g_t
+    for r in range(lo, hi):
+        x = row_of(X, order[r])
+        v = <const floating*>x.x
+        if x.idx == NULL:                   # a dense row: its nonzero columns
+            for j in range(x.m):
+                if v[j] != 0 and flags[j] == 0:
+                    flags[j] = 1
+                    rows[count] = <int32_t>j
+                    count += 1
+        elif x.wide:
+            count = mark_rows(<const int64_t*>x.idx, v, x.m, flags, rows, count)
+        else:
+            count = mark_rows(<const int32_t*>x.idx, v, x.m, flags, rows, count)
+    for r in range(count):
+        j = rows[r]
+        flags[j] = 0
+        off = net.w_off[0] + j * width
+        for t in range(1, n_threads):
+            g_t = grad + t * net.n_params + off
+            for i in range(width):
+                grad[off + i] += g_t[i]
+                g_t[i] = 0
+        if rule.code == RULE_SPARSE_ADAM:
+            sparse_adam_rule(rule, params + off, grad + off, state + off, width, scale)
+        else:
+            apply_rule(rule, params + off, grad + off, state + off if state != NULL else NULL,
+                       width, scale, 0)
+
+
 cdef inline Py_ssize_t predicted_class(const floating* a_L, Py_ssize_t n) noexcept nogil:
     """argmax (first of ties); for one output, 1 where a >= 0.5."""
     cdef Py_ssize_t k, best = 0
@@ -518,7 +697,7 @@ cdef inline const floating* target(const Net* net, const floating* Y,
 
 
 cdef void accumulate(const Net* net, const floating* params, floating* grad,
-                     floating* ws, const floating* X, const floating* Y,
+                     floating* ws, const Inputs* X, const floating* Y,
                      const int64_t* labels, const floating* sw, const Py_ssize_t* order,
                      Py_ssize_t lo, Py_ssize_t hi, double* stats) noexcept nogil:
     """For samples order[lo:hi] (or lo:hi when order is NULL): forward, loss,
@@ -534,10 +713,10 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef floating* delta = ws + 2 * net.n_units
     cdef floating* y_buf = ws + 3 * net.n_units
     cdef int32_t* nz = nonzero_list(net, ws)
-    cdef Py_ssize_t n_in = net.size[0], n_out = net.size[net.L]
+    cdef Py_ssize_t n_out = net.size[net.L]
     cdef Py_ssize_t off = net.u_off[net.L - 1]
     cdef Py_ssize_t r, s, k
-    cdef const floating* x
+    cdef Row x
     cdef const floating* y
     cdef floating w
     cdef floating* d_L = delta + off
@@ -546,9 +725,9 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         if order != NULL and r + 2 < hi:
             prefetch_sample(net, X, Y, labels, order[r + 2])
         s = order[r] if order != NULL else r
-        x = X + s * n_in
+        x = row_of(X, s)
         y = target(net, Y, labels, s, y_buf)
-        forward(net, params, x, z, a, nz)
+        forward(net, params, &x, z, a, nz)
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             n_correct += 1
         output_delta(net, z, a, y, delta)
@@ -559,17 +738,58 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             loss_sum += <double>w * sample_loss(net, z, a, y)
             for k in range(n_out):
                 d_L[k] *= w
-        backward(net, params, x, z, a, delta, nz, grad, 1)
+        if X.deferred != NULL:
+            # W[0]'s part waits for apply_deferred: backward gets a row without
+            # entries, so it adds all the rest; then keep delta[0].
+            x.m = 0
+            backward(net, params, &x, z, a, delta, nz, grad, 1)
+            memcpy(<floating*>X.deferred + (r - X.batch_start) * net.width[0],
+                   delta + net.u_off[0], net.width[0] * sizeof(floating))
+            continue
+        backward(net, params, &x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum
     stats[1] += n_correct
 
 
-cdef inline void prefetch_sample(const Net* net, const floating* X, const floating* Y,
+cdef void apply_deferred(const Net* net, floating* params, const Inputs* X,
+                         const Py_ssize_t* order, Py_ssize_t lo, Py_ssize_t hi,
+                         floating* deferred, floating neg_step) noexcept nogil:
+    """Plain SGD's step on W[0] for the CSR samples order[lo:hi], from their
+    kept delta[0] (see Inputs.deferred): W[0][j, :] += neg_step * a_k * delta
+    for every stored entry (column j, value a_k) of every sample; neg_step is
+    -lr / batch size, the step of the batch's mean gradient.  The deltas are
+    zeroed after use (the buffer is part of the gradient scratch).
+
+    As torch's sparse SGD does, this never forms a gradient buffer for W[0]:
+    each row a batch touches is read and written once here, after being read
+    once in the forward pass, instead of going through a gradient row too.
+    """
+    cdef Py_ssize_t r, i, width = net.width[0]
+    cdef Row x
+    cdef floating* d
+    for r in range(lo, hi):
+        x = row_of(X, order[r])
+        d = deferred + (r - lo) * width
+        if x.wide:
+            add_outer(params + net.w_off[0], width, <const int64_t*>x.idx,
+                      <const floating*>x.x, x.m, False, d, neg_step)
+        else:
+            add_outer(params + net.w_off[0], width, <const int32_t*>x.idx,
+                      <const floating*>x.x, x.m, False, d, neg_step)
+        for i in range(width):
+            d[i] = 0
+
+
+cdef inline void prefetch_sample(const Net* net, const Inputs* X, const floating* Y,
                                  const int64_t* labels, Py_ssize_t s) noexcept nogil:
     """Ask for sample s's input and target before they are needed: in a
     shuffled epoch each sample is a cache miss, and for small networks the
-    miss, not the arithmetic, is the cost of a sample."""
-    prefetch(X + s * net.size[0])
+    miss, not the arithmetic, is the cost of a sample.  (For a CSR row, its
+    row pointer: where its entries are is itself not known yet.)"""
+    if X.X != NULL:
+        prefetch(<const char*>X.X + s * X.n_in * X.itemsize)
+    else:
+        prefetch(<const char*>X.indptr + s * (8 if X.wide else 4))
     if labels != NULL:
         prefetch(labels + s)
     else:
@@ -577,7 +797,7 @@ cdef inline void prefetch_sample(const Net* net, const floating* X, const floati
 
 
 cdef void step_one(const Net* net, floating* params, floating* ws,
-                   const floating* X, const floating* Y, const int64_t* labels,
+                   const Inputs* X, const floating* Y, const int64_t* labels,
                    Py_ssize_t s, floating neg_lr, double* stats) noexcept nogil:
     """One sample, one plain SGD step, the update fused into the backward pass."""
     cdef floating* z = ws
@@ -585,18 +805,18 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
     cdef floating* delta = ws + 2 * net.n_units
     cdef int32_t* nz = nonzero_list(net, ws)
     cdef Py_ssize_t n_out = net.size[net.L], off = net.u_off[net.L - 1]
-    cdef const floating* x = X + s * net.size[0]
+    cdef Row x = row_of(X, s)
     cdef const floating* y = target(net, Y, labels, s, ws + 3 * net.n_units)
-    forward(net, params, x, z, a, nz)
+    forward(net, params, &x, z, a, nz)
     stats[0] += sample_loss(net, z, a, y)
     if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
         stats[1] += 1
     output_delta(net, z, a, y, delta)
-    backward(net, params, x, z, a, delta, nz, params, neg_lr)
+    backward(net, params, &x, z, a, delta, nz, params, neg_lr)
 
 
 cdef void hogwild_slice(const Net* net, floating* params, floating* ws,
-                        const floating* X, const floating* Y, const int64_t* labels,
+                        const Inputs* X, const floating* Y, const int64_t* labels,
                         const Py_ssize_t* order, Py_ssize_t lo, Py_ssize_t hi,
                         floating neg_lr, double* stats) noexcept nogil:
     """Per-sample plain SGD on samples order[lo:hi], as one Hogwild thread.
@@ -659,15 +879,62 @@ cdef inline Py_ssize_t workers(Py_ssize_t n_slices, Py_ssize_t n_workers) noexce
     return n_slices if n_workers <= 0 or n_workers > n_slices else n_workers
 
 
+cdef int64_t _no_entries[1]        # where the arrays of a CSR input without entries point
+
+
+cdef Inputs read_inputs(object X, Py_ssize_t n_in, floating dtype_tag) except *:
+    """The kernel's view of X: a C-contiguous (n, n0) array of the network's
+    dtype, or CSR rows (an object with .data in that dtype, .indices and
+    .indptr both int32 or both int64: bpfast._validate.SparseRows, whose
+    structure the Python layer has checked in full).  No copy: the pointers
+    are valid while the caller holds X.  dtype_tag only picks the dtype."""
+    cdef Inputs inp
+    cdef const floating[:, ::1] dense
+    cdef const floating[::1] data
+    cdef const int32_t[::1] i32, p32
+    cdef const int64_t[::1] i64, p64
+    memset(&inp, 0, sizeof(Inputs))
+    inp.n_in = n_in
+    inp.itemsize = sizeof(floating)
+    if not hasattr(X, "indptr"):
+        dense = X
+        if dense.shape[1] != n_in:
+            raise ValueError(f"X: expected {n_in} columns; got {dense.shape[1]}")
+        inp.n = dense.shape[0]
+        inp.X = <const void*>&dense[0, 0] if inp.n > 0 else <const void*>_no_entries
+        return inp
+    data = X.data
+    inp.data = <const void*>&data[0] if data.shape[0] > 0 else <const void*>_no_entries
+    inp.wide = X.indices.dtype.itemsize == 8
+    if inp.wide:
+        i64 = X.indices
+        p64 = X.indptr
+        inp.n = p64.shape[0] - 1
+        inp.indptr = <const void*>&p64[0]
+        inp.indices = <const void*>&i64[0] if i64.shape[0] > 0 else <const void*>_no_entries
+        if i64.shape[0] != data.shape[0] or p64[0] != 0 or p64[inp.n] != data.shape[0]:
+            raise ValueError("X: inconsistent CSR arrays")
+    else:
+        i32 = X.indices
+        p32 = X.indptr
+        inp.n = p32.shape[0] - 1
+        inp.indptr = <const void*>&p32[0]
+        inp.indices = <const void*>&i32[0] if i32.shape[0] > 0 else <const void*>_no_entries
+        if i32.shape[0] != data.shape[0] or p32[0] != 0 or p32[inp.n] != data.shape[0]:
+            raise ValueError("X: inconsistent CSR arrays")
+    return inp
+
+
 def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] grad,
           floating[:, ::1] ws, double[:, ::1] thread_stats,
-          const floating[:, ::1] X, const floating[:, ::1] Y,
+          X, const floating[:, ::1] Y,
           const int64_t[::1] labels, const Py_ssize_t[::1] order,
           Py_ssize_t batch_size, int rule_code, const double[::1] hyper,
           const floating[::1] sample_weight, double[::1] batch_loss,
           double[::1] batch_sq, floating[:, ::1] state, double[::1] counters,
           bint hogwild=False, Py_ssize_t n_workers=0):
-    """Train in place on the samples order[0], order[1], ... in minibatches.
+    """Train in place on the samples order[0], order[1], ... of X (dense rows
+    or CSR rows, see read_inputs) in minibatches.
 
     Targets are the rows of Y, or (when labels is not empty) the labels.
     Minibatch k is order[k*batch_size : (k+1)*batch_size]; the last may be
@@ -696,18 +963,34 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     slices and the order of their sums do not change), which lets the caller
     fall back to one thread when the other cores are busy.
 
+    On CSR rows, plain SGD (no momentum or weight decay) and SparseAdam
+    update only the rows of W[0] the batch touches (apply_deferred,
+    update_touched), and
+    grad must be zero on entry (every call leaves it so) instead of being
+    cleared: no pass over all of W[0] per call or per batch.
+
     params, state, counters: IN/OUT.  grad, ws, thread_stats: scratch, one
     row per thread.  Returns (sum of the per-sample losses, each measured
     before its batch's update; number of labels predicted correctly).
     """
     cdef Net net = unpack(spec)
-    cdef Rule rule = make_rule(rule_code, &hyper[0], state.shape[1], state.shape[0])
+    cdef Rule rule
+    if rule_args(rule_code) < 0 or hyper.shape[0] < H_ARGS + rule_args(rule_code):
+        raise ValueError(f"hyper: rule {rule_code} needs {H_ARGS + rule_args(rule_code)} "
+                         f"numbers; got {hyper.shape[0]}")
+    if state.shape[0] < rule_slots(rule_code, &hyper[H_ARGS]) or (
+            state.shape[0] > 0 and state.shape[1] != net.n_params):
+        raise ValueError(f"state: rule {rule_code} needs "
+                         f"{rule_slots(rule_code, &hyper[H_ARGS])} rows of {net.n_params}; got "
+                         f"shape ({state.shape[0]}, {state.shape[1]})")
+    rule = make_rule(rule_code, &hyper[0], state.shape[1], state.shape[0])
     cdef Py_ssize_t n = order.shape[0], n_threads = grad.shape[0]
     cdef Py_ssize_t n_params = net.n_params, start, stop, size, t, n_t, k
     cdef floating* p = &params[0]
     cdef floating* g0 = &grad[0, 0]
     cdef floating* st = rows_or_null_mut(state)
-    cdef const floating* Xp = &X[0, 0]
+    cdef Inputs inp = read_inputs(X, net.size[0], <floating>0)
+    cdef const Inputs* Xp = &inp
     cdef const floating* Yp = rows_or_null(Y)
     cdef const int64_t* lab = labels_or_null(labels)
     cdef const Py_ssize_t* idx = &order[0]
@@ -718,9 +1001,18 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     cdef double stats[2]
     cdef double sw_sum, batch_sum
     cdef floating scale
-    cdef bint fused = (batch_size == 1 and rule_code == RULE_SGD and rule.h[0] == 0
-                       and rule.weight_decay == 0 and sw == NULL and not write_loss
+    cdef bint plain = rule_code == RULE_SGD and rule.h[0] == 0 and rule.weight_decay == 0
+    cdef bint fused = (batch_size == 1 and plain and sw == NULL and not write_loss
                        and not write_sq)
+    cdef bint csr = inp.X == NULL
+    # rows of W[0] updated only where touched; the dense update starts after W[0]
+    # plain SGD on CSR rows: W[0]'s step from each sample's delta[0], kept in
+    # W[0]'s (unused) gradient rows, which hold a batch when n0 >= batch_size
+    cdef bint deferred = csr and plain and batch_size <= net.size[0]
+    cdef bint lazy = rule_code == RULE_SPARSE_ADAM or (csr and plain and not deferred)
+    cdef Py_ssize_t dense_lo = net.b_off[0] if lazy or deferred else 0
+    cdef int32_t* flags = row_flags(&net, &ws[0, 0])
+    cdef int32_t* rows = nonzero_list(&net, &ws[0, 0]) + net.nz_off[0]   # free between samples
     stats[0] = 0
     stats[1] = 0
     with nogil:
@@ -744,8 +1036,10 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             counters[0] += n
             start = n
         else:
-            # Zeroed once here; each update leaves the rows zeroed again.
-            memset(g0, 0, n_threads * n_params * sizeof(floating))
+            # Zeroed once here (CSR: already zero, see above); each update
+            # leaves the rows zeroed again.
+            if not csr:
+                memset(g0, 0, n_threads * n_params * sizeof(floating))
             start = 0
         while start < n:
             stop = start + batch_size if start + batch_size < n else n
@@ -762,12 +1056,21 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 scale = <floating>(1.0 / sw_sum) if sw_sum > 0 else 0
             if write_sq:
                 batch_sq[b] = squared_weights(&net, p)
+            if deferred:
+                inp.deferred = g0 + net.w_off[0]
+                inp.batch_start = start
             if n_t == 1:
                 thread_stats[0, 0] = 0
                 thread_stats[0, 1] = 0
                 accumulate(&net, p, g0, &ws[0, 0], Xp, Yp, lab, sw, idx, start, stop,
                            &thread_stats[0, 0])
-                update_span(&net, &rule, p, g0, st, 0, n_params, scale)
+                if lazy:
+                    update_touched(&net, &rule, p, g0, 1, st, Xp, idx, start, stop, flags,
+                                   rows, scale)
+                elif deferred:
+                    apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
+                                   <floating>(-rule.lr) * scale)
+                update_span(&net, &rule, p, g0, st, dense_lo, n_params, scale)
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1,
@@ -778,10 +1081,17 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                                start + t * size // n_t, start + (t + 1) * size // n_t,
                                &thread_stats[t, 0])
                 # ...then the sum over threads and the update of its share of params.
+                if lazy:
+                    update_touched(&net, &rule, p, g0, n_t, st, Xp, idx, start, stop, flags,
+                                   rows, scale)
+                elif deferred:
+                    apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
+                                   <floating>(-rule.lr) * scale)
                 for t in prange(n_t, schedule="static", chunksize=1,
                                 num_threads=workers(n_t, n_workers)):
                     reduce_update(&net, &rule, p, g0, n_t, st,
-                                  t * n_params // n_t, (t + 1) * n_params // n_t,
+                                  dense_lo + t * (n_params - dense_lo) // n_t,
+                                  dense_lo + (t + 1) * (n_params - dense_lo) // n_t,
                                   scale)
             batch_sum = 0
             for t in range(n_t):
@@ -796,31 +1106,34 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
 
 
 def gradient(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::1] grad,
-             floating[::1] ws, const floating[:, ::1] X, const floating[:, ::1] Y,
+             floating[::1] ws, X, const floating[:, ::1] Y,
              const int64_t[::1] labels, const floating[::1] sample_weight):
-    """grad = the sum over the samples of X of dL/dparams (params unchanged),
-    each sample's term (and loss) times its weight unless sample_weight is empty.
+    """grad = the sum over the samples of X (dense or CSR rows, see
+    read_inputs) of dL/dparams (params unchanged), each sample's term (and
+    loss) times its weight unless sample_weight is empty.
 
     ws keeps z, a and delta of the last sample (what trace() shows).
     Returns (sum of losses, number of labels predicted correctly).
     """
     cdef Net net = unpack(spec)
+    cdef Inputs inp = read_inputs(X, net.size[0], <floating>0)
     cdef double stats[2]
     stats[0] = 0
     stats[1] = 0
     with nogil:
         clear_delta(&net, &ws[0])
         memset(&grad[0], 0, net.n_params * sizeof(floating))
-        accumulate(&net, &params[0], &grad[0], &ws[0], &X[0, 0], rows_or_null(Y),
-                   labels_or_null(labels), weights_or_null(sample_weight), NULL, 0,
-                   X.shape[0], stats)
+        accumulate(&net, &params[0], &grad[0], &ws[0], &inp, rows_or_null(Y),
+                   labels_or_null(labels), weights_or_null(sample_weight), NULL, 0, inp.n,
+                   stats)
     return stats[0], stats[1]
 
 
 def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::1] ws,
-             const floating[:, ::1] X, const floating[:, ::1] Y,
+             X, const floating[:, ::1] Y,
              const int64_t[::1] labels, floating[:, ::1] out):
-    """Forward every sample of X, writing a[L] to out unless out has no rows.
+    """Forward every sample of X (dense or CSR rows, see read_inputs), writing
+    a[L] to out unless out has no rows.
 
     With targets (Y or labels not empty) also sums the losses and counts the
     labels predicted correctly.  Returns (sum of losses, number correct).
@@ -830,9 +1143,10 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     cdef floating* a = &ws[net.n_units]
     cdef floating* y_buf = &ws[3 * net.n_units]
     cdef int32_t* nz = nonzero_list(&net, &ws[0])
-    cdef Py_ssize_t s, k, n = X.shape[0], n_in = net.size[0], n_out = net.size[net.L]
+    cdef Inputs inp = read_inputs(X, net.size[0], <floating>0)
+    cdef Py_ssize_t s, k, n = inp.n, n_out = net.size[net.L]
     cdef Py_ssize_t off = net.u_off[net.L - 1]
-    cdef const floating* Xp = &X[0, 0]
+    cdef Row x
     cdef const floating* Yp = rows_or_null(Y)
     cdef const int64_t* lab = labels_or_null(labels)
     cdef bint has_targets = Yp != NULL or lab != NULL
@@ -840,7 +1154,8 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     cdef double loss_sum = 0, n_correct = 0
     with nogil:
         for s in range(n):
-            forward(&net, &params[0], Xp + s * n_in, z, a, nz)
+            x = row_of(&inp, s)
+            forward(&net, &params[0], &x, z, a, nz)
             if write_out:
                 for k in range(n_out):
                     out[s, k] = a[off + k]

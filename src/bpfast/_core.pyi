@@ -26,7 +26,7 @@ def train(
     grad: NDArray[_F],              # scratch, (n_threads, buffer length)
     ws: NDArray[_F],                # scratch, (n_threads, ws length)
     thread_stats: NDArray[np.float64],   # scratch, (n_threads, 2)
-    X: NDArray[_F],                 # IN, (n, n0)
+    X: Any,                         # IN, (n, n0) rows, or CSR rows (bpfast._validate.SparseRows)
     Y: NDArray[_F],                 # IN, (n, nL), or (0, nL) with labels
     labels: NDArray[np.int64],      # IN, (n,), or (0,) with Y
     order: NDArray[np.intp],        # IN, the samples in training order
@@ -51,7 +51,7 @@ def gradient(
     params: NDArray[_F],            # IN
     grad: NDArray[_F],              # OUT, sum over the samples of dL/dparams
     ws: NDArray[_F],                # OUT, z, a and delta of the last sample
-    X: NDArray[_F],                 # IN
+    X: Any,                         # IN, dense or CSR rows
     Y: NDArray[_F],                 # IN
     labels: NDArray[np.int64],      # IN
     sample_weight: NDArray[_F],     # IN, (n,) or (0,): unweighted
@@ -62,7 +62,7 @@ def evaluate(
     spec: _Spec,                    # IN
     params: NDArray[_F],            # IN
     ws: NDArray[_F],                # scratch
-    X: NDArray[_F],                 # IN
+    X: Any,                         # IN, dense or CSR rows
     Y: NDArray[_F],                 # IN, no rows: no targets
     labels: NDArray[np.int64],      # IN, empty: no labels
     out: NDArray[_F],               # OUT, (n, nL) a[L] per sample, or no rows

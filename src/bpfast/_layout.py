@@ -61,8 +61,9 @@ class Layout:
         )
         self.spec.setflags(write=False)
         # z, a, delta of every layer, one target vector, then the nonzero
-        # lists: int32s, which fit in as many float32 or float64 slots.
-        self.ws_len = 3 * units + sizes[-1] + nz_len
+        # lists and one flag per row of W[0] (the rows a sparse batch
+        # touches): int32s, which fit in as many float32 or float64 slots.
+        self.ws_len = 3 * units + sizes[-1] + nz_len + sizes[0]
 
     def weight_views(self, params):
         """W[l] as writable (size[l+1], size[l]) views of params (pads hidden)."""

@@ -49,21 +49,6 @@ cnp.import_array()
 cdef Py_ssize_t SMALL_NETWORK = 1 << 16
 
 
-cdef inline Py_ssize_t n_args(int rule_code) noexcept nogil:
-    """How many numbers of hyper[H_ARGS:] the rule reads (see _update.pxi), -1 if unknown."""
-    if rule_code == RULE_SGD:
-        return 3
-    elif rule_code == RULE_ADAM:
-        return 5
-    elif rule_code == RULE_RMSPROP:
-        return 4
-    elif rule_code == RULE_ADAGRAD:
-        return 2
-    elif rule_code == RULE_RPROP:
-        return 4
-    return -1
-
-
 cdef inline bint is_vector(object v, int typenum, Py_ssize_t n):
     """v is an ndarray of n entries of typenum, 1-D, C-contiguous, aligned, native order."""
     if not cnp.PyArray_Check(v):
@@ -114,6 +99,7 @@ cdef double run_step(const Net* net, Rule* rule, bint fused, floating* params,
     cdef Py_ssize_t n = net.n_params
     cdef double stats[2]
     cdef double step_count = counters[0]
+    cdef Inputs inp = dense_inputs(x, 1, net.size[0], sizeof(floating))
     stats[0] = 0
     stats[1] = 0
     memcpy(backup, params, n * sizeof(floating))
@@ -122,10 +108,11 @@ cdef double run_step(const Net* net, Rule* rule, bint fused, floating* params,
     clear_delta(net, ws)
     counters[0] += 1
     if fused:
-        step_one(net, params, ws, x, y, label, 0, <floating>(-rule.lr), stats)
+        step_one(net, params, ws, &inp, y, label, 0, <floating>(-rule.lr), stats)
     else:
         rule.step = counters[0]
-        accumulate(net, params, grad, ws, x, y, label, <const floating*>NULL, NULL, 0, 1, stats)
+        accumulate(net, params, grad, ws, &inp, y, label, <const floating*>NULL, NULL, 0, 1,
+                   stats)
         update_span(net, rule, params, grad, state, 0, n, <floating>1.0)
     committed[0] = isfinite(stats[0]) and finite(params, n)
     if not committed[0]:
@@ -234,12 +221,16 @@ cdef class OneSample:
 
     cdef void run_forward(self, x) noexcept:
         cdef Net* net = &self.net
-        cdef const void* xp = data(x)
+        cdef Row row
+        row.x = data(x)
+        row.idx = NULL
+        row.m = net.size[0]
+        row.wide = False
         if self.is_double:
-            forward(net, &self.params_d[0], <const double*>xp, &self.ws_d[0],
+            forward(net, &self.params_d[0], &row, &self.ws_d[0],
                     &self.ws_d[net.n_units], nonzero_list(net, &self.ws_d[0]))
         else:
-            forward(net, &self.params_f[0], <const float*>xp, &self.ws_f[0],
+            forward(net, &self.params_f[0], &row, &self.ws_f[0],
                     &self.ws_f[net.n_units], nonzero_list(net, &self.ws_f[0]))
 
     def forward(self, x, lock):
@@ -283,7 +274,7 @@ cdef class OneSample:
 
     def sgd_step(self, x, y, lr, lock):
         """One plain SGD step p -= lr * grad on one sample; the loss before it, or None."""
-        cdef double hyper[H_ARGS + 3]
+        cdef double hyper[H_ARGS + 4]
         cdef double counter = 0
         if not (PyFloat_Check(lr) and isfinite(PyFloat_AS_DOUBLE(lr))
                 and PyFloat_AS_DOUBLE(lr) > 0):
@@ -291,7 +282,8 @@ cdef class OneSample:
         hyper[H_LR] = PyFloat_AS_DOUBLE(lr)
         hyper[H_WEIGHT_DECAY] = 0
         hyper[H_BIAS_DECAY] = 1
-        hyper[H_ARGS] = hyper[H_ARGS + 1] = hyper[H_ARGS + 2] = 0   # no momentum
+        hyper[H_MEAN_DECAY] = 0
+        hyper[H_ARGS] = hyper[H_ARGS + 1] = hyper[H_ARGS + 2] = hyper[H_ARGS + 3] = 0  # no momentum
         cdef Rule rule = make_rule(RULE_SGD, hyper, self.net.n_params, 0)
         return self.update(x, y, &rule, True, None, &counter, lock)
 
@@ -300,10 +292,14 @@ cdef class OneSample:
         the loss before it, or None."""
         cdef Py_ssize_t n = self.net.n_params, n_hyper = size_of(hyper)
         cdef Py_ssize_t n_slots = rows_of(state)
-        if not (n_args(rule_code) >= 0 and n_hyper >= H_ARGS + n_args(rule_code)
+        # SparseAdam's lazy rows are the general path's (train: update_touched)
+        if not (rule_code != RULE_SPARSE_ADAM and rule_args(rule_code) >= 0
+                and n_hyper >= H_ARGS + rule_args(rule_code)
                 and is_vector(hyper, cnp.NPY_DOUBLE, n_hyper)
                 and is_vector(counters, cnp.NPY_DOUBLE, 1)
-                and 0 <= n_slots <= 3 and is_matrix(state, self.typenum, n_slots, n)):
+                and 0 <= n_slots <= 3 and is_matrix(state, self.typenum, n_slots, n)
+                and n_slots >= rule_slots(rule_code,
+                                          <const double*>data(hyper) + H_ARGS)):
             return None
         cdef Rule rule = make_rule(rule_code, <const double*>data(hyper), n, n_slots)
         cdef bint fused = (rule_code == RULE_SGD and rule.h[0] == 0 and rule.weight_decay == 0)

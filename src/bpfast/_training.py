@@ -22,9 +22,16 @@ from .errors import DivergenceError
 _CHUNK_WORK = 2e8
 
 
-def chunk_samples(n_params, batch_size):
-    """Samples per kernel call: a whole number of batches, ~_CHUNK_WORK of work."""
-    samples = max(64, int(_CHUNK_WORK / (3 * n_params)))
+def chunk_samples(n_params, batch_size, work=None):
+    """Samples per kernel call: a whole number of batches, ~_CHUNK_WORK of work.
+
+    `work` is a sample's multiply-adds per pass (n_params for a dense row,
+    less for a sparse one); a chunk then also does at least 16 times n_params
+    of them, so that the finite check over all parameters between chunks
+    stays small next to the training on sparse rows.
+    """
+    work = n_params if work is None else work
+    samples = max(64, int(_CHUNK_WORK / (3 * work)), int(16 * n_params / (3 * work)))
     return max(1, samples // batch_size) * batch_size
 
 
@@ -157,7 +164,7 @@ class Fit:
         w = self.sample_weight
         w_seen = 0.0
         lr = opt.lr
-        step = chunk_samples(net.n_params, batch)
+        step = chunk_samples(net.n_params, batch, net._work_per_sample(X))
         loss_sum = n_correct = 0.0
         start_time = time.perf_counter()
         start = 0

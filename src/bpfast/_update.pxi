@@ -25,6 +25,7 @@ cdef enum:
     RULE_ADAGRAD = 3
     RULE_RPROP = 4
     RULE_ADAMAX = 5
+    RULE_SPARSE_ADAM = 6      # adam_rule on dense spans, sparse_adam_rule on the rows of W[0]
 
 # Positions in `hyper` (shared with bpfast.optim).  The first three are
 # common to every rule; the rule's own follow from H_ARGS.
@@ -46,6 +47,38 @@ cdef struct Rule:
     double step               # this step's number, 1 for the first
     Py_ssize_t stride         # distance between two state slots
     Py_ssize_t n_slots
+
+
+cdef inline Py_ssize_t rule_args(int code) noexcept nogil:
+    """How many numbers of hyper[H_ARGS:] a rule reads (written by bpfast.optim's
+    `_args`), -1 for an unknown code: the kernel's entry points check hyper's
+    length with it before any rule runs."""
+    if code == RULE_SGD:
+        return 4            # momentum, dampening, nesterov, velocity form
+    elif code == RULE_ADAM or code == RULE_SPARSE_ADAM:
+        return 6            # beta1, beta2, eps, amsgrad, decoupled, scikit-learn's eps
+    elif code == RULE_RMSPROP:
+        return 4            # alpha, eps, momentum, centered
+    elif code == RULE_ADAGRAD:
+        return 2            # lr_decay, eps
+    elif code == RULE_RPROP:
+        return 4            # eta_minus, eta_plus, step_min, step_max
+    elif code == RULE_ADAMAX:
+        return 3            # beta1, beta2, eps
+    return -1
+
+
+cdef inline Py_ssize_t rule_slots(int code, const double* h) noexcept nogil:
+    """How many state rows a rule with arguments h reads and writes."""
+    if code == RULE_SGD:
+        return 1 if h[0] != 0 else 0
+    elif code == RULE_ADAM or code == RULE_SPARSE_ADAM:
+        return 3 if h[3] != 0 else 2
+    elif code == RULE_RMSPROP:
+        return 1 + (1 if h[3] != 0 else 0) + (1 if h[2] > 0 else 0)
+    elif code == RULE_ADAGRAD:
+        return 1
+    return 2                # Rprop, Adamax
 
 
 cdef inline Rule make_rule(int code, const double* hyper, Py_ssize_t stride,
@@ -287,12 +320,41 @@ cdef void adamax_rule(const Rule* r, floating* p, floating* g_sum, floating* s, 
         p[k] -= clr * (m_k / u_k)
 
 
+cdef void sparse_adam_rule(const Rule* r, floating* p, floating* g_sum, floating* s,
+                           Py_ssize_t n, floating scale) noexcept nogil:
+    """torch.optim.SparseAdam on one row of W[0] present in the batch (the
+    values of torch's coalesced sparse gradient).  h = (beta1, beta2, eps, 0, 0),
+    as Adam's; slots exp_avg, exp_avg_sq.  Rows not present keep their
+    parameters and moments (the lazy semantics); t is the global step count.
+
+    m += (g - m)(1 - beta1);  v += (g² - v)(1 - beta2);
+    p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) · m / (sqrt(v) + eps).
+    """
+    cdef Py_ssize_t k
+    cdef floating* m = s
+    cdef floating* v = s + r.stride
+    cdef floating g, m_k, v_k
+    cdef double beta1 = r.h[0], beta2 = r.h[1]
+    cdef floating one_m_b1 = <floating>(1 - beta1), one_m_b2 = <floating>(1 - beta2)
+    cdef floating eps = <floating>r.h[2]
+    cdef floating step_size = <floating>(r.lr * sqrt(1 - pow(beta2, r.step))
+                                         / (1 - pow(beta1, r.step)))
+    for k in range(n):
+        g = g_sum[k] * scale
+        g_sum[k] = 0
+        m_k = m[k] + (g - m[k]) * one_m_b1
+        v_k = v[k] + (g * g - v[k]) * one_m_b2
+        m[k] = m_k
+        v[k] = v_k
+        p[k] -= step_size * (m_k / (_sqrt(v_k) + eps))
+
+
 cdef inline void apply_rule(const Rule* r, floating* p, floating* g_sum, floating* s,
                             Py_ssize_t n, floating scale, floating wd) noexcept nogil:
     """The one place where a rule is chosen."""
     if r.code == RULE_SGD:
         sgd_rule(r, p, g_sum, s, n, scale, wd)
-    elif r.code == RULE_ADAM:
+    elif r.code == RULE_ADAM or r.code == RULE_SPARSE_ADAM:
         adam_rule(r, p, g_sum, s, n, scale, wd)
     elif r.code == RULE_RMSPROP:
         rmsprop_rule(r, p, g_sum, s, n, scale, wd)

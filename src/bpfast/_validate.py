@@ -116,8 +116,174 @@ def _convert(name, arr, dtype):
     return out
 
 
+def is_sparse(X):
+    """True for a SciPy sparse matrix or array (or SparseRows), without importing SciPy."""
+    return isinstance(X, SparseRows) or type(X).__module__.startswith("scipy.sparse")
+
+
+class SparseRows:
+    """Validated CSR rows, as the kernel reads them (see `as_sparse_inputs`).
+
+    data (n_in's dtype), indices and indptr (both int32 or both int64),
+    C-contiguous, the structure checked in full.  Row s is the entries
+    indptr[s]:indptr[s+1]; duplicate columns add up, unsorted ones are fine.
+    """
+
+    format = "csr"
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.shape = shape
+
+    @property
+    def nnz(self):
+        return self.data.shape[0]
+
+    @classmethod
+    def row(cls, indices, values, n_in):
+        """One sample from its columns and values (arrays of equal length, checked
+        by `as_inputs` like any sparse input): a cheap (1, n_in) input."""
+        indptr = np.array([0, len(indices)], dtype=indices.dtype)
+        return cls(values, indices, indptr, (1, n_in))
+
+    def astype(self, dtype, copy=True):
+        return SparseRows(self.data.astype(dtype, copy=copy), self.indices, self.indptr,
+                          self.shape)
+
+    def toarray(self):
+        """The dense (n, n_in) float array (duplicates summed): for small data only."""
+        out = np.zeros(self.shape, dtype=self.data.dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        np.add.at(out, (rows, self.indices), self.data)
+        return out
+
+    def dense_row(self, s):
+        """Sample s as a dense (n_in,) array."""
+        s = range(self.shape[0])[s]
+        lo, hi = self.indptr[s], self.indptr[s + 1]
+        out = np.zeros(self.shape[1], dtype=self.data.dtype)
+        np.add.at(out, self.indices[lo:hi], self.data[lo:hi])
+        return out
+
+    def __repr__(self):
+        return f"<SparseRows {self.shape}, {self.nnz} stored entries, {self.data.dtype}>"
+
+
+def _index_array(name, part, value):
+    """A 1-D C-contiguous int32 or int64 array (other integer types become int64)."""
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected a CSR structure whose {part} is a 1-D integer "
+                         f"array; got {_describe(arr)}")
+    if arr.dtype not in (np.int32, np.int64) or not arr.flags.c_contiguous:
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name}: {part} holds values beyond int64")
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype in (np.int32, np.int64)
+                                   else np.int64)
+    return arr
+
+
+def as_sparse_inputs(X, n_in, dtype, name="X"):
+    """A SciPy sparse X (any format; or SparseRows) of shape (n, n_in) as SparseRows.
+
+    CSR is used as it is (no copy when its data already has dtype); any other
+    format is converted to CSR once.  The structure is checked in one O(nnz)
+    pass, whatever SciPy believes about it (a hand-built or corrupted
+    matrix's arrays are read as they are): indptr of length n + 1, starting at
+    0, never decreasing, ending at len(indices) == len(data); every index in
+    [0, n_in); finite data.  Anything else is a ValueError naming `name`.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"{name}: expected a sparse matrix of shape (n_samples, {n_in}); "
+                         f"got shape {shape}")
+    n, n_cols = int(shape[0]), int(shape[1])
+    if n_cols != n_in:
+        raise ValueError(f"{name}: expected shape (n_samples, {n_in}); got shape {tuple(shape)}")
+    if n == 0:
+        raise ValueError(f"{name}: expected at least one sample; got shape {tuple(shape)}")
+    if getattr(X, "format", None) != "csr":
+        X = X.tocsr()                         # once: the kernel reads CSR rows only
+    data = np.asarray(X.data)
+    if data.ndim != 1 or data.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers (bool, int or float) as the sparse "
+                        f"values; got {_describe(data)}")
+    indices = _index_array(name, "indices", X.indices)
+    indptr = _index_array(name, "indptr", X.indptr)
+    if indices.dtype != indptr.dtype:         # the kernel reads both with one type
+        indices = indices.astype(np.int64)
+        indptr = indptr.astype(np.int64)
+    nnz = indices.shape[0]
+    if indptr.shape[0] != n + 1:
+        raise ValueError(f"{name}: invalid CSR structure: expected indptr of length "
+                         f"{n + 1} (n_samples + 1); got {indptr.shape[0]}")
+    if indptr[0] != 0 or indptr[-1] != nnz or data.shape[0] != nnz:
+        raise ValueError(f"{name}: invalid CSR structure: expected indptr[0] == 0 and "
+                         f"indptr[-1] == len(indices) == len(data); got indptr[0] = "
+                         f"{indptr[0]}, indptr[-1] = {indptr[-1]}, len(indices) = {nnz}, "
+                         f"len(data) = {data.shape[0]}")
+    if n > 1 and np.any(indptr[1:] < indptr[:-1]):
+        raise ValueError(f"{name}: invalid CSR structure: indptr decreases (a row would "
+                         f"have a negative number of entries)")
+    if nnz <= 32:           # one sample of a few features (river): cheaper in Python
+        out_of_range = any(not 0 <= j < n_in for j in indices.tolist())
+    else:
+        out_of_range = indices.min() < 0 or indices.max() >= n_in
+    if out_of_range:
+        bad = indices[(indices < 0) | (indices >= n_in)][0]
+        raise ValueError(f"{name}: invalid CSR structure: expected column indices in "
+                         f"[0, {n_in}); got {bad}")
+    data = _convert(name, data, dtype)
+    return SparseRows(data, indices, indptr, (n, n_in))
+
+
+def dense_row(X, s):
+    """Sample s of validated inputs (an array or SparseRows) as a dense 1-D array."""
+    return X.dense_row(s) if isinstance(X, SparseRows) else np.array(X[s])
+
+
+def touched_entries(X, layout):
+    """For CSR rows, the indices into the parameter buffer that plain SGD or
+    SparseAdam can change on them: the rows of W[0] of their nonzero columns
+    and everything after W[0].  None for dense rows (anything may change)."""
+    if not isinstance(X, SparseRows):
+        return None
+    width, start = layout.width[0], layout.b_off[0]
+    if 8 * X.nnz * width > start:
+        return None         # a good part of W[0]: copying it whole is cheaper
+    rows = np.unique(X.indices[X.data != 0])
+    first = (rows[:, None] * width + np.arange(width)).ravel() + layout.w_off[0]
+    return np.concatenate([first, np.arange(start, layout.buffer_len)])
+
+
+def work_per_sample(X, layout):
+    """Multiply-adds a sample costs in one pass: all the weights for a dense
+    row; for CSR rows the first layer only at their mean number of entries."""
+    if not isinstance(X, SparseRows):
+        return layout.n_params
+    first = layout.layers[0] * layout.layers[1]
+    per_row = X.nnz / X.shape[0]
+    return max(1.0, layout.n_params - first + per_row * layout.width[0])
+
+
+def single_target(X, single, Y):
+    """Whether Y is read as the target of one sample: for one dense sample (n0,),
+    and for a (1, n0) sparse row given a scalar or a (nL,) target (a (1,) or
+    (1, nL) target is the batch form, which means the same)."""
+    if single or not isinstance(X, SparseRows) or X.shape[0] != 1:
+        return single
+    return np.ndim(Y) == 0 or (np.ndim(Y) == 1 and np.shape(Y)[0] != 1)
+
+
 def as_inputs(X, n_in, dtype, name="X"):
-    """X as an (n, n_in) C-contiguous array of dtype, and whether it was one sample."""
+    """X as an (n, n_in) C-contiguous array of dtype (or SparseRows for sparse X),
+    and whether it was one sample.
+
+    A sparse X is always a batch: a (1, n_in) sparse row is one sample whose
+    outputs are a (1, nL) batch; its target may be given as for one sample.
+    """
+    if is_sparse(X):
+        return as_sparse_inputs(X, n_in, dtype, name), False
     arr = _as_real_array(name, X)
     if arr.ndim == 1 and arr.shape[0] == n_in:
         single = True

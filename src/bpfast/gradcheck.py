@@ -86,16 +86,16 @@ def gradcheck(net: MLP, X: ArrayLike, Y: ArrayLike, eps: float | None = None, *,
         floor = check_real("floor", floor, positive=True) if not isinstance(floor, str) else None
         if floor is None:
             raise ValueError("floor: expected a number > 0 or 'relative'")
-    X, targets, _ = net._data(X, Y)                  # validates X and Y, names them
+    rows, targets, _ = net._data(X, Y)               # validates X and Y, names them
     Y = targets.labels if targets.labels.size else targets.rows
     weights, biases = net._parameters()              # one consistent state, under the lock
     # g on a copy in the network's dtype: the same kernel and rounding as
     # net.gradients, but immune to another thread training `net` meanwhile.
     same = _twin(net, net.dtype, weights, biases)
-    analytic = _flat(*same.gradients(X, Y))
+    analytic = _flat(*same.gradients(rows, Y))
 
     ref = _twin(net, np.float64, weights, biases)
-    X64 = np.asarray(X, dtype=np.float64)
+    X64 = rows.astype(np.float64)     # dense or sparse rows alike
     Y64 = Y if targets.labels.size else np.asarray(Y, dtype=np.float64)
     numeric = np.empty_like(analytic)
     r = 0

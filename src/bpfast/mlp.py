@@ -121,6 +121,9 @@ class MLP:
 
     Notes
     -----
+    Every method that takes ``X`` also takes a SciPy sparse matrix or array
+    (CSR read in place; see the sparse-inputs guide).
+
     All parameters live in one contiguous buffer; ``weights[l]`` (shape
     ``(layers[l+1], layers[l])``) and ``biases[l]`` are writable views of it.
     A network may be shared between threads: calls that read or write its
@@ -285,8 +288,10 @@ class MLP:
         kept between calls (callers hold the lock)."""
         work = self._workspaces.get(n_threads)
         if work is None:
-            work = (self._grad_buffer(n_threads), self._scratch(n_threads),
-                    np.zeros((n_threads, 2)))
+            # grad starts zeroed: the kernel leaves it so after every call, and
+            # on sparse rows relies on it instead of clearing all of W[0].
+            work = (np.zeros((n_threads, self._layout.buffer_len), dtype=self._dtype),
+                    self._scratch(n_threads), np.zeros((n_threads, 2)))
             self._workspaces[n_threads] = work
         return work
 
@@ -331,6 +336,7 @@ class MLP:
         """Put back the parameters of a `_snapshot` of this network."""
         with self._lock:
             self._params[...] = snapshot
+            self._workspaces.clear()     # a diverged batch may leave NaN in the gradient scratch
 
     def _backprop(self, X, targets):
         """Everything backpropagation computes for the samples of X (boundary-checked).
@@ -344,7 +350,7 @@ class MLP:
         with self._lock:     # one consistent state, even while another thread trains
             grad, loss, ws = self._gradient(X, targets)
             weights, biases = self._parameters()
-        z, a, delta = [], [np.array(X[-1])], []
+        z, a, delta = [], [_validate.dense_row(X, -1)], []
         for l in range(layout.L):
             z_l, a_l, d_l = layout.units(ws, l)
             z.append(z_l.copy())
@@ -370,7 +376,13 @@ class MLP:
 
     def _data(self, X, Y, xname="X", yname="Y"):
         X, single = self._inputs(X, xname)
-        return X, self._targets(Y, X.shape[0], single, yname), single
+        one = _validate.single_target(X, single, Y)
+        return X, self._targets(Y, X.shape[0], one, yname), single
+
+    def _work_per_sample(self, X):
+        """Multiply-adds per sample and pass for validated inputs X (sparse rows
+        cost their entries, not n0): what sizes the fit loop's chunks."""
+        return _validate.work_per_sample(X, self._layout)
 
     def _scratch(self, n_threads=1):
         """Kernel scratch space: z, a, delta and a target vector, one row per thread."""
@@ -394,7 +406,12 @@ class MLP:
         return _dispatch.kernel.OneSample(self._layout.spec, self._params, self._layout.ws_len)
 
     def forward(self, X: ArrayLike) -> NDArray[Any]:
-        """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL)."""
+        """The output layer's activations: (n0,) -> (nL,), (n, n0) -> (n, nL).
+
+        X may be a SciPy sparse matrix or array (read as CSR, never
+        densified); it is two-dimensional, so a (1, n0) sparse row gives a
+        (1, nL) batch, as a dense (1, n0) row does.
+        """
         out = self._one.forward(X, self._lock)
         if out is not None:
             return out
@@ -525,12 +542,22 @@ class MLP:
 
     def _step(self, X, targets, opt, caller, setting, sample_weight=None):
         n = X.shape[0]
-        saved, saved_opt = self._params.copy(), opt._snapshot()
+        # On sparse rows plain SGD and SparseAdam change only the entries they
+        # touch: keep and check those, not every weight of the first layer.
+        part = _validate.touched_entries(X, self._layout) if opt._row_sparse else None
+        saved = self._params.copy() if part is None else self._params[part]
+        saved_opt = opt._snapshot()
         loss_sum, _ = self._train(X, targets, np.arange(n, dtype=np.intp), n, opt,
                                   sample_weight=sample_weight)
         loss = loss_sum / (n if sample_weight is None else float(sample_weight.sum()))
-        if not (np.isfinite(loss) and self._finite()):
-            self._params[...] = saved
+        finite = self._finite() if part is None else _dispatch.kernel.all_finite(
+            self._params[part])
+        if not (np.isfinite(loss) and finite):
+            if part is None:
+                self._params[...] = saved
+            else:
+                self._params[part] = saved
+            self._workspaces.clear()
             opt._restore(saved_opt)
             raise DivergenceError(
                 f"{caller}: the loss or a parameter became NaN or infinite (loss {loss}) "

@@ -38,11 +38,12 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Rprop", "Adamax",
-           "Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "RMSprop", "Adagrad", "Rprop",
+           "Adamax", "Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
+           "ReduceLROnPlateau"]
 
 # Rule codes shared with the kernel (_update.pxi, RULE_*).
-_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP, _ADAMAX = range(6)
+_SGD, _ADAM, _RMSPROP, _ADAGRAD, _RPROP, _ADAMAX, _SPARSE_ADAM = range(7)
 
 
 def _check_bool(name, value):
@@ -115,6 +116,12 @@ class Optimizer:
     def _initial(self, slot):
         """The value a slot starts at."""
         return 0.0
+
+    @property
+    def _row_sparse(self):
+        """True when a step on sparse rows changes only the rows of W[0] they
+        touch (and the layers after): plain SGD and SparseAdam."""
+        return False
 
     @property
     def _weight_decay(self):
@@ -320,6 +327,10 @@ class SGD(Optimizer):
     def _slots(self):
         return ("momentum_buffer",) if self.momentum != 0 or self._keep_buffer else ()
 
+    @property
+    def _row_sparse(self):
+        return self.momentum == 0 and self.weight_decay == 0
+
     def _configure(self, lr, momentum, nesterov, weight_decay):
         """Set already-checked hyperparameters (the network's own SGD, per fit call)."""
         self._lr, self.momentum, self.nesterov, self.weight_decay = (
@@ -364,6 +375,45 @@ class AdamW(Adam):
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class SparseAdam(Optimizer):
+    """Lazy Adam for large sparse inputs, as torch.optim.SparseAdam on the first layer.
+
+    The weights of the first layer, W[0], get torch's SparseAdam: only the
+    rows of the inputs present in the batch (a nonzero value in that column,
+    in any of its samples) update their moments and move, with the bias
+    correction of the global step count t:
+    m += (g − m)(1 − β1), v += (g² − v)(1 − β2),
+    p −= lr·√(1 − β2^t)/(1 − β1^t) · m/(√v + eps).  Rows absent from a batch
+    keep their parameters and moments.  Every other parameter (b[0] and the
+    later layers, whose gradients are dense) gets torch.optim.Adam with the
+    same lr, betas and eps.  So a step on sparse rows costs the batch's
+    non-zeros times the first layer's width, not n0 times it, as an
+    ``nn.EmbeddingBag(sparse=True)`` first layer stepped by SparseAdam with
+    Adam for the rest does in torch.
+    """
+
+    _rule = _SPARSE_ADAM
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        self.betas = _check_pair("betas", betas, _check_unit)
+        self.eps = _validate.check_real("eps", eps, positive=True)   # torch: 0 < eps
+
+    def _hyperparameters(self):
+        return dict(lr=self._lr, betas=self.betas, eps=self.eps)
+
+    def _args(self):
+        return (*self.betas, self.eps, 0.0, 0.0, 0.0)   # as Adam's: no amsgrad, no decoupling, torch's eps
+
+    def _slots(self):
+        return ("exp_avg", "exp_avg_sq")
+
+    @property
+    def _row_sparse(self):
+        return True
 
 
 class RMSprop(Optimizer):

@@ -139,28 +139,23 @@ class _OnlineMLP(base.Base):
     # ------------------------------------------------------------ features
 
     def _vector(self, x):
-        """x as the input vector: known features in place, the rest 0."""
-        features = self._features
-        if len(x) == len(features) and x.keys() >= self._index.keys():
-            # Every known feature given (a stream's usual sample): one conversion.
-            values = [x[name] for name in features]
-            if None not in values:
-                try:
-                    return np.array(values, dtype=self._net.dtype)
-                except (TypeError, ValueError):
-                    pass                  # the loop below names the feature
-        vec = np.zeros(len(features), dtype=self._net.dtype)
+        """x as the network's input: one sparse row of its known features (the
+        rest are 0), so a call costs x's features, not every feature seen so far."""
         index = self._index
+        pairs = []
         for name, value in x.items():
             j = index.get(name)
             if j is None or value is None:
                 continue
             try:
-                vec[j] = value
+                pairs.append((j, float(value)))
             except (TypeError, ValueError):
                 raise TypeError(f"x[{name!r}]: expected a number; got {value!r} "
                                 f"({type(value).__name__})") from None
-        return vec
+        pairs.sort()            # in column order: the sums then do not depend on dict order
+        columns = np.array([j for j, _ in pairs], dtype=np.int64)
+        values = np.array([v for _, v in pairs], dtype=self._net.dtype)
+        return _validate.SparseRows.row(columns, values, len(self._features))
 
     def _matrix(self, X):
         """A DataFrame as input rows: columns by name, NaN (missing) as 0."""
@@ -180,7 +175,7 @@ class _OnlineMLP(base.Base):
         if self._plain_sgd:
             self._net.sgd_step(vec, target, p["lr"])
         else:
-            self._fit_rows(vec[np.newaxis], np.asarray([target]))
+            self._fit_rows(vec, np.asarray([target]))       # vec is a (1, n) row
 
     def _fit_rows(self, rows, targets):
         """Per-sample SGD over rows in order, in one compiled call."""
@@ -305,8 +300,8 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
             return {}
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
-        p = self._probabilities(self._net.forward(self._vector(x)))
-        return dict(zip(self._classes, p.tolist()))
+        p = self._probabilities(self._net.forward(self._vector(x))[0])
+        return {label: float(p[k]) for k, label in enumerate(self._classes)}
 
     def predict_proba_many(self, X: Any) -> Any:
         import pandas as pd
@@ -367,7 +362,7 @@ class BPRegressor(_OnlineMLP, base.MiniBatchRegressor):
     def predict_one(self, x: dict[Any, float]) -> float:
         if self._net is None:
             return 0.0
-        return float(self._net.forward(self._vector(x))[0])
+        return float(self._net.forward(self._vector(x))[0, 0])
 
     def predict_many(self, X: Any) -> Any:
         import pandas as pd

@@ -80,13 +80,6 @@ class NonFiniteParametersError(DivergenceError, ValueError):
     :class:`bpfast.DivergenceError`.  The parameters the fit started from are back."""
 
 
-def _check_dense(X, name="X"):
-    if hasattr(X, "tocsr") and hasattr(X, "nnz"):
-        raise TypeError(f"{name}: a sparse matrix was given ({type(X).__name__}); the bpfast "
-                        f"estimators need a dense array for now (sparse input is not "
-                        f"supported yet; it is not densified behind your back)")
-
-
 class _ParamList(list):
     """coefs_ / intercepts_: a list of writable views of the network whose item
     assignment (``clf.coefs_[0] = W``) writes into the network as well."""
@@ -275,7 +268,6 @@ class _BaseBP(BaseEstimator):
         hidden = list(hidden)
         if np.any(np.array(hidden) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
-        _check_dense(X)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         assigned = "net_" not in self.__dict__ and "_pending_coefs_" in self.__dict__
@@ -567,8 +559,8 @@ class _BaseBP(BaseEstimator):
     def _forward(self, X):
         """Validated X through the network: (n_samples, n_outputs) in the network's dtype."""
         check_is_fitted(self, "net_")
-        _check_dense(X)
-        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C")
+        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C",
+                          accept_sparse="csr")
         return self.net_.forward(X)
 
     def to_sklearn(self) -> Any:
@@ -583,7 +575,7 @@ class _BaseBP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True      # CSR straight into the kernel
         tags.input_tags.allow_nan = False
         return tags
 
@@ -709,7 +701,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, order="C",
-                             reset=reset)
+                             reset=reset, accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -818,7 +810,7 @@ class BPRegressor(RegressorMixin, _BaseBP):
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
-                             order="C", reset=reset)
+                             order="C", reset=reset, accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and (y < 0).any():

@@ -4,7 +4,7 @@ test_mlp.py is scikit-learn 1.9.1's file with one change: MLPClassifier and
 MLPRegressor are bpfast's BPClassifier and BPRegressor (a pure alias at its top).
 The tests listed here, and only these, are expected to fail, each for the reason
 given: they read scikit-learn's private attributes, which the drop-in does not
-copy, or need sparse input, which bpfast does not read yet.
+copy.
 """
 
 import pytest
@@ -15,7 +15,6 @@ EXPECTED_FAILURES = {
                      "tests/test_sklearn_trajectory.py)",
     "test_learning_rate_warmstart": "reads scikit-learn's private _optimizer.learning_rate",
     "test_adaptive_learning_rate": "reads scikit-learn's private _optimizer.learning_rate",
-    "test_sparse_matrices": "sparse X: bpfast refuses it until sparse input lands",
 }
 
 
