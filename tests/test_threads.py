@@ -10,7 +10,7 @@ import pytest
 
 import bpfast
 from bpfast import optim
-from bpfast._training import WorkerChoice
+from bpfast._threads import WorkerChoice
 from bpfast._validate import as_targets
 from conftest import assert_same_params, params_snapshot
 
@@ -22,11 +22,11 @@ def test_the_result_does_not_depend_on_the_os_threads(dtype, batch, opt):
     X = rng.normal(size=(100, 12)).astype(dtype)
     y = rng.integers(0, 4, size=100)
     nets = []
+    order = rng.permutation(100).astype(np.intp)
     for workers in (1, 2, 3):
         net = bpfast.MLP([12, 16, 4], "relu", "softmax", "cross_entropy", dtype=dtype, seed=0)
         o = optim.Adam(lr=0.01) if opt else optim.SGD(lr=0.1, momentum=0.9)
         targets = as_targets(y, 100, 4, net.dtype, False)
-        order = rng.permutation(100).astype(np.intp) if workers == 1 else order
         with net._lock:
             net._train(X, targets, order, batch, o, n_threads=3, n_workers=workers)
         nets.append(net)

@@ -177,7 +177,7 @@ class _Builder:
                 self.forward_units(k)
 
     def forward_units(self, k):
-        tr, s, sp = self.tr, sup(k), sup(k - 1)
+        tr, s = self.tr, sup(k)
         W, b, a_prev, z = tr.weights[k - 1], tr.biases[k - 1], tr.a[k - 1], tr.z[k - 1]
         for i in range(len(b)):
             terms = " + ".join(f"{paren(W[i, j])}·{paren(a_prev[j])}"

@@ -12,7 +12,6 @@ import numpy as np
 
 from . import _validate, optim
 from ._progress import progress_bar
-from ._threads import WorkerChoice  # noqa: F401  (re-exported for the tests)
 from .callbacks import History
 from .errors import DivergenceError
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from typing import TYPE_CHECKING
 
 import copy
@@ -30,7 +29,7 @@ import copy
 import numpy as np
 
 from ._layout import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from .io import _fsync_folder
+from .io import write_atomic
 
 if TYPE_CHECKING:     # optional libraries: named for the reader, never imported here
     import onnx
@@ -75,26 +74,6 @@ def _parameters(net):
     acts = [net.activation] * (L - 1) + [net.output]
     return [(np.array(W, order="C"), np.array(b), a)
             for W, b, a in zip(net.weights, net.biases, acts)]
-
-
-def _write_atomic(path, write):
-    """write(file) into a temporary file beside `path`, then os.replace it onto `path`."""
-    path = os.fsdecode(os.fspath(path))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bpfast-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(folder)
 
 
 # ---------------------------------------------------------------- ONNX
@@ -167,7 +146,7 @@ def to_onnx(net: MLP, path: str | os.PathLike[str] | None = None) -> onnx.ModelP
     onnx.checker.check_model(model)
     if path is not None:
         data = model.SerializeToString()
-        _write_atomic(path, lambda f: f.write(data))
+        write_atomic(path, lambda f: f.write(data))
     return model
 
 
@@ -264,7 +243,7 @@ def to_torch(net: MLP, path: str | os.PathLike[str] | None = None) -> torch.nn.S
         modules += [linear, make[act]()]
     module = nn.Sequential(*modules)
     if path is not None:
-        _write_atomic(path, lambda f: torch.save(module, f))
+        write_atomic(path, lambda f: torch.save(module, f))
     return module
 
 

@@ -14,7 +14,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -51,13 +51,22 @@ def save(net: MLP, path: str | os.PathLike[str]) -> None:
         for l, (W, b) in enumerate(zip(net.weights, net.biases)):
             arrays[f"W{l}"] = np.array(W, order="C")
             arrays[f"b{l}"] = np.array(b)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
+    """write(file) into a temporary file beside `path`, flushed and fsynced, then
+    renamed onto `path`: an interrupted write never destroys the previous file.
+    The file gets the mode open(path, "wb") would give, not mkstemp's 0600.
+    Shared by save() and bpfast.export."""
+    path = os.fsdecode(os.fspath(path))
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".bpfast-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             if os.name == "posix":      # not mkstemp's 0600: what open(path, "wb") would give
                 os.fchmod(f.fileno(), _file_mode(path))
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
