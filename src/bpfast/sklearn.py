@@ -26,8 +26,10 @@ as scikit-learn keeps float32.  ``solver="lbfgs"`` minimises the same objective
 with ``scipy.optimize.minimize(method="L-BFGS-B")``, bpfast computing the loss and
 the gradient.
 
-Differences.  Sparse ``X`` is refused (a TypeError) until bpfast reads sparse
-input.  A fit whose parameters turn NaN or infinite raises scikit-learn's
+Sparse ``X`` (any SciPy sparse matrix or array) is read by the kernel as CSR
+rows, never densified.
+
+Differences.  A fit whose parameters turn NaN or infinite raises scikit-learn's
 ValueError (which is also a :class:`bpfast.DivergenceError`) and, unlike
 scikit-learn, puts back the parameters the fit started from.  bpfast adds the
 hidden activation "leaky_relu", ``dtype`` and ``n_threads`` (threads that share
