@@ -41,7 +41,7 @@ def test_fit_with_threads_equals_itself_whatever_the_timings(monkeypatch):
     results = []
     for forced in (1, 2):
         monkeypatch.setattr(WorkerChoice, "choose",
-                            lambda self, n, b, forced=forced: (min(n, forced), 3 * b))
+                            lambda self, n, b, chunk=0, forced=forced: (min(n, forced), 3 * b))
         net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
         net.fit(X, y, epochs=3, batch_size=16, n_threads=2, shuffle=False, lr=0.2,
                 progress=False)
@@ -75,8 +75,19 @@ def test_worker_choice_follows_the_timings():
     assert choice.gap == WorkerChoice.REPROBE
 
 
+def test_a_probe_is_a_share_of_a_chunk():
+    """At batch size 1 (Hogwild) four samples would time only the threads'
+    start: a probe runs at least 1/PROBE_CHUNK of a chunk, in whole batches."""
+    choice = WorkerChoice()
+    chunk = 100 * WorkerChoice.PROBE_CHUNK
+    assert choice.choose(2, 1, chunk) == (2, 100)
+    assert choice.choose(2, 32, chunk) == (2, 128)     # 4 batches, the least
+    assert choice.choose(2, 32, 1000 * chunk)[1] == 100_000 // 32 * 32
+
+
 def test_the_choice_lives_in_the_network(monkeypatch):
     """A second fit starts from what the first measured: no probe on every thread."""
+    monkeypatch.setattr(WorkerChoice, "PROBE_CHUNK", 10**9)    # probes of 4 batches
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(200, 8)), rng.integers(0, 3, size=200)
     net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)

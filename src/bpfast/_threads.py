@@ -20,18 +20,27 @@ class WorkerChoice:
 
     REPROBE = 32        # chunks between two probes, at first
     MAX_REPROBE = 4096
-    PROBE_BATCHES = 4   # minibatches a probe runs
+    PROBE_BATCHES = 4   # minibatches a probe runs, at least...
+    PROBE_CHUNK = 16    # ...and at least 1/PROBE_CHUNK of a chunk's samples
 
     def __init__(self):
         self.seconds_per_sample = {}     # workers -> last measured s/sample
         self.chunks = 0                  # since the last probe of every thread
         self.gap = self.REPROBE
 
-    def choose(self, n_threads, batch_size):
-        """(workers, the most samples to run with them before asking again)."""
+    def choose(self, n_threads, batch_size, chunk=0):
+        """(workers, the most samples to run with them before asking again).
+
+        A probe is long enough to time what matters: a few minibatches, and
+        a share of a chunk (`chunk` samples, the fit loop's unit of work per
+        kernel call), so that per-sample Hogwild at batch size 1 is not
+        judged on a handful of samples, where starting the threads is all
+        that a probe would measure.
+        """
         if n_threads == 1:
             return 1, float("inf")
-        probe = self.PROBE_BATCHES * batch_size
+        batches = max(self.PROBE_BATCHES, chunk // (self.PROBE_CHUNK * batch_size))
+        probe = batches * batch_size
         if n_threads not in self.seconds_per_sample or self.chunks >= self.gap:
             return n_threads, probe
         if 1 not in self.seconds_per_sample or self.chunks == 1:

@@ -168,7 +168,7 @@ class Fit:
         start_time = time.perf_counter()
         start = 0
         while start < n:
-            workers, limit = self.workers.choose(threads, batch)
+            workers, limit = self.workers.choose(threads, batch, step)
             chunk = order[start:start + min(step, limit)]
             tic = time.perf_counter()
             l_sum, c = net._train(X, T, chunk, batch, opt, threads,
