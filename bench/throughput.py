@@ -9,8 +9,9 @@ four networks:
   N4  4-8-3          tanh/identity/mse               random data (call overheads dominate)
 
 bpfast's fit at batch sizes 1, 10, 32, 128 in float32 and float64, with
-n_threads 1 and (batch >= 32) 2; the C reference loop (bench/cref, compiled
-with -O3 -march=native, with and without skipping zero inputs); and the peers
+n_threads 1 and (batch >= 32) 2; the C reference loop (bench/cref/mlp_ref.c,
+a plain per-sample loop written independently of the kernel, compiled with
+-O3 -march=native, with and without skipping zero inputs); and the peers
 of bench/peers.py.  Every case is timed after a warm-up epoch as the median of
 --reps epochs, the cases of one network and dtype interleaved; each repetition
 starts from the same initial weights.  Prints a table and the ratios the issue
@@ -192,7 +193,7 @@ def cref_case(ref, spec, cfg, dtype, data, skip_zeros, seed):
     holder = {}
 
     def setup():
-        holder["params"] = initial.copy()
+        holder["params"] = cref_build.aligned_copy(initial)   # at a 64-byte boundary, as C would
         holder["rng"] = np.random.default_rng(seed)
 
     def run():
@@ -218,8 +219,10 @@ def same_weights_as_bpfast(train, spec, cfg, dtype, data, seed, optimizer="sgd")
     bpfast's initial weights packed by `spec`) on the same samples.
 
     Returns max |w - w_bpfast| / max(1, max |w_bpfast|) over all weights and
-    biases, and whether they are bit-identical (they may differ by rounding
-    where one build fuses a multiply-add that the other does not).
+    biases, and whether they are bit-identical (they may differ by rounding:
+    the C loop, for one, scales the update as (lr * a_i) * delta where bpfast
+    writes -lr * (a_i * delta), and either build may fuse a multiply-add that
+    the other does not).
     """
     net = new_net(cfg, dtype, seed)
     params = spec.pack(net.weights, net.biases, dtype)
@@ -405,8 +408,8 @@ def check_same_arithmetic(args, nets, dtype_names, mnist, refs, widths, with_num
     bad = [v for v in verification if not v["ok"]]
     if bad:
         sys.exit(f"{bad[0]['impl']} and bpfast disagree beyond {TOLERANCE[bad[0]['dtype']]:g} "
-                 f"on {bad[0]['net']} {bad[0]['dtype']}: the loop no longer mirrors "
-                 "src/bpfast/_core.pxi")
+                 f"on {bad[0]['net']} {bad[0]['dtype']}: the loop no longer computes what "
+                 "src/bpfast/_core.pxi computes")
     return verification
 
 

@@ -13,7 +13,9 @@ elsewhere) triggers a rebuild instead of loading a stale or illegal binary.
 
 `params` uses bpfast's flat layout (W[l] input-major, then b[l], rows padded
 to `NetSpec.width` if given), so the same initial weights can be trained here
-and with ``net.fit`` and the results compared.
+and with ``net.fit`` and the results compared.  `aligned_copy` puts them at a
+64-byte boundary, as a C program would allocate its weights (`train_epoch`
+accepts any C-contiguous buffer; its own scratch is always aligned).
 """
 
 import ctypes
@@ -37,11 +39,30 @@ _LINK = ("-shared", "-fPIC")
 # Activation and loss codes of bpfast's kernel (bpfast._layout.ACTIVATIONS and
 # LOSSES); repeated here so the reference builds without bpfast, and checked
 # against bpfast by `check_codes`.
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5}
-LOSSES = {"mse": 0, "cross_entropy": 1}
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softmax": 5,
+               "exp": 6}
+LOSSES = {"mse": 0, "cross_entropy": 1, "poisson": 2}
 
 _DTYPES = {"float32": (np.float32, ctypes.c_float, ["-DMLP_FLOAT"]),
            "float64": (np.float64, ctypes.c_double, [])}
+
+
+ALIGNMENT = 64   # bytes: a cache line, and whole AVX/AVX-512 vectors
+
+
+def aligned_zeros(n, dtype):
+    """A zeroed 1-D array of n elements whose data starts at a multiple of ALIGNMENT."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def aligned_copy(a):
+    """A copy of the 1-D array `a` at a multiple of ALIGNMENT."""
+    out = aligned_zeros(a.shape[0], a.dtype)
+    out[...] = a
+    return out
 
 
 class BuildError(RuntimeError):
@@ -232,8 +253,8 @@ class CReference:
         if order.ndim != 1 or (order.size and (order.min() < 0 or order.max() >= X.shape[0])):
             raise ValueError("order: expected a 1-D array of row indices of X")
         # Zeroed: the pads of delta must be zero (see mlp_ref.c).
-        work = np.zeros(int(self._lib.mlp_ref_work_len(L, size.ctypes.data, width.ctypes.data)),
-                        dtype=self.dtype)
+        work = aligned_zeros(int(self._lib.mlp_ref_work_len(L, size.ctypes.data,
+                                                            width.ctypes.data)), self.dtype)
         stats = np.zeros(2)
         self._lib.mlp_ref_train_epoch(
             L, size.ctypes.data, width.ctypes.data, act.ctypes.data, loss, params.ctypes.data,
