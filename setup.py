@@ -91,6 +91,10 @@ directives = {
     "initializedcheck": DEBUG,
     "cdivision": not DEBUG,
     "embedsignature": True,
+    # Importing the kernel on a free-threaded CPython (3.13t, 3.14t) leaves the
+    # GIL off: the kernel keeps no global state, a network's calls take its
+    # lock, and tests/test_free_threading.py stresses both on such a build.
+    "freethreading_compatible": True,
 }
 
 setup(

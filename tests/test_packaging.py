@@ -99,6 +99,8 @@ def test_metadata_declares_python_and_numpy():
     classifiers = metadata.get_all("Classifier", [])
     assert "Programming Language :: Python :: 3 :: Only" in classifiers
     assert "Programming Language :: Python :: 3.10" in classifiers
+    # the kernel declares freethreading_compatible (setup.py); tests/test_free_threading.py
+    assert "Programming Language :: Python :: Free Threading :: 2 - Beta" in classifiers
     requirements = [r.split(";")[0].replace(" ", "") for r in DIST.requires or ()]
     assert any(r.startswith("numpy") for r in requirements), requirements
 

@@ -173,12 +173,15 @@ def test_a_network_larger_than_physical_memory_is_refused():
 @pytest.mark.skipif(_under_asan(), reason="AddressSanitizer reserves more address space "
                                           "than the limit allows")
 def test_running_out_of_address_space_is_a_memory_error_not_a_crash():
-    """In a child process capped at 1 GiB of address space: a 1.6 GB network
-    (under this machine's memory, so bpfast's own check lets it pass) fails
-    with MemoryError; the process goes on and trains a small network."""
+    """In a child process allowed 1 GiB of address space beyond what it maps
+    already (a free-threaded CPython reserves over 1 GB at start): a 1.6 GB
+    network (under this machine's memory, so bpfast's own check lets it pass)
+    fails with MemoryError; the process goes on and trains a small network."""
     code = textwrap.dedent("""
-        import resource, numpy as np, bpfast
-        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+        import os, resource, numpy as np, numpy.random, bpfast
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, mapped + 2**30))
         try:
             bpfast.MLP([20000, 10000, 10], dtype="float64")
         except MemoryError as exc:

@@ -139,7 +139,6 @@ cdef class OneSample:
     cdef int typenum
     cdef bint is_double, small
     cdef Py_ssize_t n_in, n_out, n_labels, off
-    cdef object lock, acquire, release
 
     def __cinit__(self, const Py_ssize_t[::1] spec, params, Py_ssize_t ws_len):
         self.spec = spec
@@ -165,14 +164,6 @@ cdef class OneSample:
             self.grad_f = np.zeros(n, dtype=dtype)
             self.backup_f = np.empty(4 * n, dtype=dtype)
         self.y_row = np.empty(1, dtype=dtype)
-
-    # ------------------------------------------------------------ the lock
-
-    cdef inline void take(self, lock) except *:
-        """Acquire the network's lock (the bound methods are kept per lock object)."""
-        if lock is not self.lock:
-            self.acquire, self.release, self.lock = lock.acquire, lock.release, lock
-        self.acquire()
 
     # ------------------------------------------------------------ the sample
 
@@ -240,7 +231,7 @@ cdef class OneSample:
         if not self.sample(x):
             return None
         out = cnp.PyArray_SimpleNew(1, &n_out, self.typenum)
-        self.take(lock)
+        lock.acquire()
         try:
             self.run_forward(x)
             if self.is_double:
@@ -250,7 +241,7 @@ cdef class OneSample:
                 memcpy(cnp.PyArray_DATA(<cnp.ndarray>out), &self.ws_f[start],
                        n_out * sizeof(float))
         finally:
-            self.release()
+            lock.release()
         return out
 
     def predict(self, x, lock):
@@ -259,7 +250,7 @@ cdef class OneSample:
         cdef Py_ssize_t k
         if not self.sample(x):
             return None
-        self.take(lock)
+        lock.acquire()
         try:
             self.run_forward(x)
             if self.is_double:
@@ -267,7 +258,7 @@ cdef class OneSample:
             else:
                 k = predicted_class(&self.ws_f[start], self.n_out)
         finally:
-            self.release()
+            lock.release()
         return k
 
     # ------------------------------------------------------------ updates
@@ -321,7 +312,7 @@ cdef class OneSample:
             state_len = rule.n_slots * rule.stride
             sp = cnp.PyArray_DATA(<cnp.ndarray>state)
         xp = data(x)
-        self.take(lock)
+        lock.acquire()
         try:
             kind = self.target(y, &label, &yp)     # under the lock: it may write y_row
             if kind == 0:
@@ -338,5 +329,5 @@ cdef class OneSample:
                                 <const float*>xp, <const float*>yp, lab, counters,
                                 &committed)
         finally:
-            self.release()
+            lock.release()
         return loss if committed else None

@@ -29,6 +29,7 @@ checks) and one loop in the kernel's ``_update.pxi``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
 from collections.abc import Collection, Mapping
@@ -169,6 +170,12 @@ class Optimizer:
             object.__setattr__(self, "_kernel_cache", cache)
         return cache[1:]
 
+    def _net_lock(self):
+        """The lock of the bound network, under which its steps write this state
+        in place (a no-op before the first step)."""
+        net = self._bound_net()
+        return contextlib.nullcontext() if net is None else net._lock
+
     def _bind(self, net):
         bound = self._bound_net()
         if bound is net:
@@ -238,6 +245,11 @@ class Optimizer:
         in the shapes of ``net.weights`` and ``net.biases``.  Empty state
         before the first step.
         """
+        with self._net_lock():     # one whole step's state, not a step half-written
+            return self._state_dict()
+
+    def _state_dict(self) -> dict[str, Any]:
+        """state_dict's copy, taken under the network's lock."""
         net = self._bound_net()
         group = dict(self._hyperparameters())
         state: dict[int, dict[str, Any]] = {}
@@ -270,6 +282,11 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError("state_dict: 'state' must be a dict {parameter index: {...}}")
         pending = {int(k): dict(v) for k, v in state.items()} if state else None
+        with self._net_lock():
+            self._load(fresh, pending)
+
+    def _load(self, fresh, pending):
+        """load_state_dict's changes: the hyperparameters of `fresh`, the state `pending`."""
         net = self._bound_net()
         self.__dict__.update({k: v for k, v in fresh.__dict__.items()
                               if k == "_lr" or not k.startswith("_")})
@@ -285,7 +302,11 @@ class Optimizer:
                 raise
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        with self._net_lock():   # copies of one whole step's state
+            state = dict(self.__dict__)
+            for name in ("_state", "_counters"):
+                if state[name] is not None:
+                    state[name] = state[name].copy()
         state["_net"] = None     # the binding is by identity, which pickling cannot keep
         state.pop("_kernel_cache", None)
         return state
