@@ -5,7 +5,11 @@ Three measurements, each in one run on this machine:
 * minibatch training (deterministic slices): ``fit(n_threads=2)`` against
   ``fit(n_threads=1)`` on N2 and N3 (bench/_common.py) at batch 32 and 128;
 * Hogwild per-sample SGD: ``fit(batch_size=1, n_threads=2, hogwild=True)``
-  against serial batch-1 SGD on N1, N2 and N3;
+  against serial batch-1 SGD on N1, N2 and N3 (dense MNIST rows: both
+  threads write the same first-layer rows at almost every sample), and on S1,
+  sparse rows as fastText and Vowpal Wabbit see them (2^16 features, 20
+  nonzeros per row, 2^16-32-2 relu/softmax/cross_entropy), where two threads
+  rarely write the same row;
 
 both first on an idle machine, then with a busy process (a Python loop that
 spins) beside them, so that one of the two cores is taken.  Every ratio is
@@ -39,7 +43,10 @@ import _common  # noqa: E402
 import bpfast  # noqa: E402
 
 MINIBATCH = dict(nets=("N2", "N3"), batch_sizes=(32, 128), idle=1.8, busy=0.9)
-HOGWILD = dict(nets=("N1", "N2", "N3"), idle=1.7, busy=0.9)
+HOGWILD = dict(nets=("N1", "N2", "N3", "S1"), idle=1.7, busy=0.9)
+SPARSE = _common.NetConfig("S1", (1 << 16, 32, 2), "relu", "softmax", "cross_entropy", 0.05,
+                           "sparse")
+SPARSE_NNZ = 20
 ACCURACY_NET = "N2"
 SPIN = "while True: pass"
 
@@ -93,6 +100,21 @@ def fit_case(cfg, dtype, data, batch, threads, hogwild, seed=0):
     return _common.Case(key, run, data.n, setup=setup)
 
 
+def sparse_data(n, dtype, seed=0):
+    """n CSR rows of SPARSE_NNZ ones among 2^16 columns; the label says whether
+    most of them fall in the first half of the columns."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n_features = SPARSE.layers[0]
+    cols = rng.integers(0, n_features, size=(n, SPARSE_NNZ))
+    X = sp.csr_matrix((np.ones(cols.size, dtype=dtype), cols.ravel(),
+                       np.arange(0, cols.size + 1, SPARSE_NNZ)), shape=(n, n_features))
+    X.sum_duplicates()
+    y = ((cols < n_features // 2).sum(axis=1) > SPARSE_NNZ // 2).astype(np.int64)
+    return _common.Data(X, y, None)
+
+
 def timing_rows(args, X, y):
     rows, ratios = [], []
     pairs = []        # (title, net, batch, one-thread case, two-thread case, targets)
@@ -103,13 +125,15 @@ def timing_rows(args, X, y):
             for batch in MINIBATCH["batch_sizes"]:
                 pairs.append((f"n_threads 2 / 1, b{batch}", cfg, dtype, batch, False, MINIBATCH))
         for net in HOGWILD["nets"]:
-            pairs.append(("hogwild 2 threads / serial, b1", _common.NETWORKS[net], dtype, 1,
+            pairs.append(("hogwild 2 threads / serial, b1",
+                          SPARSE if net == SPARSE.key else _common.NETWORKS[net], dtype, 1,
                           True, HOGWILD))
     for busy in (False, True):
         condition = "other core busy" if busy else "idle"
         cases = []
         for title, cfg, dtype, batch, hogwild, _ in pairs:
-            data = _common.Data(X.astype(dtype), y, None)
+            data = (sparse_data(2 * len(y), dtype) if cfg is SPARSE
+                    else _common.Data(X.astype(dtype), y, None))
             cases.append((fit_case(cfg, dtype, data, batch, 1, False),
                           fit_case(cfg, dtype, data, batch, 2, hogwild)))
         with load(busy):

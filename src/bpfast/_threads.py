@@ -21,7 +21,7 @@ class WorkerChoice:
     REPROBE = 32        # chunks between two probes, at first
     MAX_REPROBE = 4096
     PROBE_BATCHES = 4   # minibatches a probe runs, at least...
-    PROBE_CHUNK = 16    # ...and at least 1/PROBE_CHUNK of a chunk's samples
+    PROBE_CHUNK = 4     # ...and at least 1/PROBE_CHUNK of a chunk's samples
 
     def __init__(self):
         self.seconds_per_sample = {}     # workers -> last measured s/sample
