@@ -143,6 +143,29 @@ def test_learn_many_equals_learn_one_even_when_classes_appear_mid_batch():
 
 # ---------------------------------------------------------------- a changing stream
 
+@pytest.mark.parametrize("optimizer", [dict(), dict(momentum=0.9)], ids=["sgd", "momentum"])
+def test_dense_and_sparse_inputs_train_alike(monkeypatch, optimizer):
+    """A sample reaches the network as a dense vector (the one-sample fast
+    path) or, when it holds few of the known features, as a sparse row: the
+    numbers are the same bit for bit."""
+    rng = np.random.default_rng(5)
+    names = list("abcdefgh")
+    stream = [({k: float(v) for k, v in zip(names, rng.normal(size=8)) if rng.random() < 0.6},
+               int(rng.integers(0, 3))) for _ in range(60)]
+    models = []
+    for fraction in (10**6, 0):                 # every sample dense, then every one sparse
+        monkeypatch.setattr(BPClassifier, "DENSE_FRACTION", fraction)
+        model = BPClassifier(hidden_layer_sizes=(6,), lr=0.1, seed=3, **optimizer)
+        for x, y in stream:
+            model.learn_one(x, y)
+        models.append(model)
+    dense, sparse = models
+    for a, b in zip(dense.net.weights + dense.net.biases, sparse.net.weights + sparse.net.biases):
+        assert_array_equal(a, b)
+    x = stream[0][0]
+    assert dense.predict_proba_one(x) == sparse.predict_proba_one(x)
+
+
 def test_dict_order_does_not_matter():
     _, y, dicts = _stream(n=50)
     forward, backward = BPClassifier(seed=0), BPClassifier(seed=0)

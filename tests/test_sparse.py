@@ -483,7 +483,7 @@ def test_pipelines_with_sparse_encoders():
         assert model.score(docs, target) == 1.0
 
 
-def test_river_features_are_a_sparse_row_and_may_appear_mid_stream():
+def test_river_features_are_a_sparse_row_when_few_and_may_appear_mid_stream():
     pytest.importorskip("river")
     from bpfast.river import BPRegressor
 
@@ -506,9 +506,11 @@ def test_river_features_are_a_sparse_row_and_may_appear_mid_stream():
     dense_model._vector = dense_vector
     for x, y in stream:
         row = sparse_model._vector(x) if sparse_model.net is not None else None
-        if row is not None:
-            assert isinstance(row, _validate.SparseRows)
+        if row is not None and BPRegressor.DENSE_FRACTION * len(x) < len(sparse_model._features):
+            assert isinstance(row, _validate.SparseRows)     # few of the features: sparse
             assert row.nnz == sum(name in sparse_model._index for name in x)
+        elif row is not None:
+            assert isinstance(row, np.ndarray) and row.shape == (len(sparse_model._features),)
         sparse_model.learn_one(x, y)
         dense_model.learn_one(x, y)
     assert sparse_model.net.layers[0] == 40

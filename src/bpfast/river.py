@@ -60,6 +60,10 @@ def _sorted_names(names):
 class _OnlineMLP(base.Base):
     """Feature bookkeeping, network growth and per-sample updates, shared."""
 
+    # A sample holding at least 1/DENSE_FRACTION of the features seen reaches
+    # the network as a dense vector, else as a sparse row (see _vector).
+    DENSE_FRACTION = 4
+
     def __init__(self, hidden_layer_sizes=(32,), activation="tanh", lr=0.01, momentum=0.0,
                  nesterov=False, weight_decay=0.0, dtype="float64", seed=None):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -139,23 +143,41 @@ class _OnlineMLP(base.Base):
     # ------------------------------------------------------------ features
 
     def _vector(self, x):
-        """x as the network's input: one sparse row of its known features (the
-        rest are 0), so a call costs x's features, not every feature seen so far."""
+        """x as the network's input: a dense (n,) vector when x holds at least
+        1/DENSE_FRACTION of the features seen so far (the one-sample fast path of
+        sgd_step and forward), else one sparse row of x's features (the rest
+        are 0), so that a call costs x's features, not every feature seen.
+        The two give the same numbers: both add the features in column order."""
         index = self._index
-        pairs = []
+        n = len(self._features)
+        dense = self.DENSE_FRACTION * len(x) >= n
+        values = [0.0] * n if dense else []
+        columns = []
         for name, value in x.items():
             j = index.get(name)
             if j is None or value is None:
                 continue
             try:
-                pairs.append((j, float(value)))
+                v = float(value)
             except (TypeError, ValueError):
                 raise TypeError(f"x[{name!r}]: expected a number; got {value!r} "
                                 f"({type(value).__name__})") from None
-        pairs.sort()            # in column order: the sums then do not depend on dict order
-        columns = np.array([j for j, _ in pairs], dtype=np.int64)
-        values = np.array([v for _, v in pairs], dtype=self._net.dtype)
-        return _validate.SparseRows.row(columns, values, len(self._features))
+            if dense:
+                values[j] = v
+            else:
+                columns.append(j)
+                values.append(v)
+        if dense:
+            return np.array(values, dtype=self._net.dtype)
+        # in column order: the sums then do not depend on dict order
+        order = sorted(range(len(columns)), key=columns.__getitem__)
+        return _validate.SparseRows.row(np.array([columns[k] for k in order], dtype=np.int64),
+                                        np.array([values[k] for k in order],
+                                                 dtype=self._net.dtype), n)
+
+    def _outputs(self, x):
+        """The network's outputs for one sample x, as a 1-D array."""
+        return np.reshape(self._net.forward(self._vector(x)), -1)
 
     def _matrix(self, X):
         """A DataFrame as input rows: columns by name, NaN (missing) as 0."""
@@ -175,7 +197,9 @@ class _OnlineMLP(base.Base):
         if self._plain_sgd:
             self._net.sgd_step(vec, target, p["lr"])
         else:
-            self._fit_rows(vec, np.asarray([target]))       # vec is a (1, n) row
+            if isinstance(vec, np.ndarray):
+                vec = vec[None, :]                          # one (1, n) row
+            self._fit_rows(vec, np.asarray([target]))
 
     def _fit_rows(self, rows, targets):
         """Per-sample SGD over rows in order, in one compiled call."""
@@ -300,7 +324,7 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
             return {}
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
-        p = self._probabilities(self._net.forward(self._vector(x))[0])
+        p = self._probabilities(self._outputs(x))
         return {label: float(p[k]) for k, label in enumerate(self._classes)}
 
     def predict_proba_many(self, X: Any) -> Any:
@@ -362,7 +386,7 @@ class BPRegressor(_OnlineMLP, base.MiniBatchRegressor):
     def predict_one(self, x: dict[Any, float]) -> float:
         if self._net is None:
             return 0.0
-        return float(self._net.forward(self._vector(x))[0, 0])
+        return float(self._outputs(x)[0])
 
     def predict_many(self, X: Any) -> Any:
         import pandas as pd
