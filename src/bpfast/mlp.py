@@ -629,6 +629,12 @@ class MLP:
             the threads interleave (a weight written by two threads at once
             may lose one of the two updates); the default, hogwild=False, is
             bit-reproducible.  Divergence checks and Ctrl-C work as usual.
+            It pays on sparse rows, where two threads rarely write the same
+            weights; on dense rows (MNIST) both write the same first-layer
+            rows at almost every sample, the cache lines bounce between the
+            cores and two threads are no faster than one.  As for
+            `n_threads`, fit times both on short probes and keeps the faster
+            (bench/threads.py measures it).
 
         Raises DivergenceError (parameters and optimizer state restored to
         the start of the epoch) when the loss or a parameter turns NaN or
