@@ -8,6 +8,7 @@ are skipped when it is absent.
 """
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,35 @@ def mnist(mnist_dir):
     for arr in arrays:
         arr.setflags(write=False)
     return arrays
+
+
+JOIN_TIMEOUT = 120      # seconds; a thread still alive then is a deadlock
+
+
+def run_threads(*jobs):
+    """Run the callables in threads released together by a barrier; return
+    their results in order.
+
+    Re-raises the first exception a job raised; fails on a thread that does
+    not finish (a deadlock).
+    """
+    start = threading.Barrier(len(jobs))
+    results, errors = [None] * len(jobs), []
+
+    def worker(k):
+        try:
+            start.wait(JOIN_TIMEOUT)
+            results[k] = jobs[k]()
+        except BaseException as exc:            # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True)
+               for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish: deadlock"
+    if errors:
+        raise errors[0]
+    return results

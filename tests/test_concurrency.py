@@ -27,8 +27,7 @@ import numpy as np
 import pytest
 
 import bpfast
-
-JOIN_TIMEOUT = 120      # seconds; a thread still alive then is a deadlock
+from conftest import JOIN_TIMEOUT, run_threads
 
 
 def blobs(seed, n=2000, n_features=32, n_classes=10):
@@ -38,34 +37,6 @@ def blobs(seed, n=2000, n_features=32, n_classes=10):
     y = rng.integers(0, n_classes, size=n)
     X = (centres[y] + rng.normal(size=(n, n_features))).astype(np.float32)
     return X, y
-
-
-def run_threads(*jobs):
-    """Run the callables in threads released together; return their results.
-
-    Re-raises the first exception a job raised; fails on a thread that does
-    not finish (a deadlock).
-    """
-    start = threading.Barrier(len(jobs))
-    results, errors = [None] * len(jobs), []
-
-    def worker(k, job):
-        try:
-            start.wait()
-            results[k] = job()
-        except BaseException as exc:            # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(k, job), daemon=True)
-               for k, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish: deadlock"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def assert_same_network(a, b):

@@ -25,7 +25,6 @@ import pickle
 import subprocess
 import sys
 import sysconfig
-import threading
 import warnings
 
 import numpy as np
@@ -33,6 +32,7 @@ import pytest
 
 import bpfast
 from bpfast import optim
+from conftest import run_threads
 
 try:
     from scipy import sparse
@@ -40,7 +40,6 @@ except ImportError:
     sparse = None
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-JOIN_TIMEOUT = 120      # seconds; a thread still alive then is a deadlock
 LR = 0.1
 ADAM_LR = 0.01
 
@@ -61,33 +60,6 @@ def fine_interleaving():
         yield
     finally:
         sys.setswitchinterval(old)
-
-
-def run_together(jobs):
-    """Run the callables in threads released at once by a barrier; their results.
-
-    Re-raises the first exception of a job; fails on a thread left running.
-    """
-    start = threading.Barrier(len(jobs))
-    results, errors = [None] * len(jobs), []
-
-    def worker(k):
-        try:
-            start.wait(JOIN_TIMEOUT)
-            results[k] = jobs[k]()
-        except BaseException as exc:            # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True)
-               for k in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish: deadlock"
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ---------------------------------------------------------------- the GIL
@@ -237,7 +209,7 @@ def hammer_one_network(rule, dtype, tmp_path, n_threads, rounds):
                     for name in plan[k]]
         return run
 
-    results = run_together([job(k) for k in range(n_threads)])
+    results = run_threads(*(job(k) for k in range(n_threads)))
 
     # The serial replay: state j is the network after j updates.  Index every
     # read of every state by what it returned.
@@ -325,7 +297,7 @@ def own_network_work(k):
 
 def check_a_network_per_thread(n_threads):
     expected = [own_network_work(k) for k in range(n_threads)]
-    results = run_together([lambda k=k: own_network_work(k) for k in range(n_threads)])
+    results = run_threads(*(lambda k=k: own_network_work(k) for k in range(n_threads)))
     for got, want in zip(results, expected):
         assert len(got) == len(want)
         for a, b in zip(got, want):
@@ -361,7 +333,7 @@ def test_a_shared_estimator_predicts_as_serially():
         return lambda: [(clf.predict_proba(parts[k]), clf.predict(parts[k]),
                          clf.score(parts[k], y[k::8])) for _ in range(5)]
 
-    for got, want in zip(run_together([job(k) for k in range(8)]), expected):
+    for got, want in zip(run_threads(*(job(k) for k in range(8))), expected):
         for proba, classes, score in got:
             np.testing.assert_array_equal(proba, want[0], strict=True)
             np.testing.assert_array_equal(classes, want[1], strict=True)
