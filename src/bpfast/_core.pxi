@@ -29,7 +29,15 @@
 # Zero inputs.  An input a_j == 0 adds nothing to z and nothing to the
 # gradient of row j, so skipping it is exact; MNIST is ~80% zeros and relu
 # layers have many too.  The forward pass lists each layer's nonzero inputs
-# once (branch-free) and every later loop over rows walks only that list.
+# once (a bit per input, 64 at a time) and every later loop over rows walks
+# only that list.
+#
+# Tiles.  In a dense minibatch each sample's gradient of W[0] would be a
+# load and a store of every row it touches, sample after sample; instead the
+# samples of a tile (spec's tile size, up to MAX_TILE) mark the rows they
+# touch and keep their delta[0], and tile_outer adds their terms to each row
+# in one pass, four samples per load and store.  The order of every sum is
+# kept, so a tile changes the speed, never the result.
 #
 # Sparse inputs.  The first layer reads its input as a list of (column,
 # value) pairs: for a dense row the forward pass builds that list (the
@@ -44,8 +52,8 @@
 #
 # A network is described to the kernel by one int array `spec` (built by
 # bpfast._layout.Layout) and per-thread scratch space `ws` holding z, a and
-# delta of every layer, one target vector and the nonzero-input lists;
-# nothing is allocated here.
+# delta of every layer, one target vector, the nonzero-input lists and a
+# tile; nothing is allocated here.
 #
 # The kernel trusts its arguments: every shape, index and label is checked by
 # the Python layer (bpfast._validate, bpfast.mlp) before a call.
@@ -65,6 +73,23 @@ cdef extern from *:
     #endif
     """
     void prefetch "BPFAST_PREFETCH"(const void* p) noexcept nogil
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define BPFAST_CTZ64(x) __builtin_ctzll(x)
+    #elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_ARM64))
+    #include <intrin.h>
+    static __inline int bpfast_ctz64(unsigned __int64 x)
+    { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #define BPFAST_CTZ64(x) bpfast_ctz64(x)
+    #else
+    static int bpfast_ctz64(unsigned long long x)
+    { int i = 0; while (!(x & 1)) { x >>= 1; i++; } return i; }
+    #define BPFAST_CTZ64(x) bpfast_ctz64(x)
+    #endif
+    """
+    int ctz64 "BPFAST_CTZ64"(uint64_t x) noexcept nogil   # index of the lowest set bit; x != 0
 
 # Activation codes (shared with bpfast._layout.ACTIVATIONS).
 cdef enum:
@@ -88,7 +113,10 @@ cdef enum:
     SPEC_LOSS = 1
     SPEC_N_UNITS = 2
     SPEC_N_PARAMS = 3
-    SPEC_HEADER = 4
+    SPEC_TILE = 4
+    SPEC_TILE_OFF = 5
+    SPEC_HEADER = 6
+    MAX_TILE = 16             # the most samples a tile holds (bits of a mark_tile mask)
 
 cdef extern from *:
     """
@@ -102,6 +130,8 @@ cdef struct Net:
     int loss                  # MSE, CROSS_ENTROPY or POISSON
     Py_ssize_t n_units        # size[1] + ... + size[L]: length of z, a, delta
     Py_ssize_t n_params
+    Py_ssize_t tile           # samples per tile of a dense minibatch (<= 1: none)
+    Py_ssize_t tile_off       # where a scratch row's tile section starts
     const Py_ssize_t* size    # size[0..L]
     const Py_ssize_t* w_off   # W[l] starts at params[w_off[l]]
     const Py_ssize_t* b_off   # b[l] starts at params[b_off[l]]
@@ -183,6 +213,8 @@ cdef inline Net unpack(const Py_ssize_t[::1] spec) noexcept nogil:
     net.loss = <int>spec[SPEC_LOSS]
     net.n_units = spec[SPEC_N_UNITS]
     net.n_params = spec[SPEC_N_PARAMS]
+    net.tile = spec[SPEC_TILE] if spec[SPEC_TILE] <= MAX_TILE else MAX_TILE
+    net.tile_off = spec[SPEC_TILE_OFF]
     net.size = &spec[SPEC_HEADER]
     net.w_off = net.size + net.L + 1
     net.b_off = net.w_off + net.L
@@ -305,13 +337,22 @@ cdef inline floating chain(const floating* W_j, const floating* delta, Py_ssize_
 cdef inline Py_ssize_t nonzeros(const floating* v, Py_ssize_t n, int32_t* nz) noexcept nogil:
     """Write the indices j with v[j] != 0 to nz, in order; return their count.
 
-    Branch-free, so it costs the same whatever the pattern of zeros: the
-    loops over a layer's inputs then visit only these, with no test at all.
+    64 inputs at a time: one bit per input (a loop of compares the compiler
+    vectorises), then one step per set bit.  A plain test per input costs
+    more than the multiply-adds it saves when most inputs are zero.
     """
-    cdef Py_ssize_t j, m = 0
-    for j in range(n):
-        nz[m] = <int32_t>j
-        m += v[j] != 0
+    cdef Py_ssize_t j0 = 0, k, kn, m = 0
+    cdef uint64_t bits
+    while j0 < n:
+        kn = n - j0 if n - j0 < 64 else 64
+        bits = 0
+        for k in range(kn):
+            bits |= (<uint64_t>(v[j0 + k] != 0)) << k
+        while bits != 0:
+            nz[m] = <int32_t>(j0 + ctz64(bits))
+            m += 1
+            bits &= bits - 1
+        j0 += 64
     return m
 
 
@@ -373,15 +414,25 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
                            const floating* v, Py_ssize_t m, bint gather,
                            const floating* d, floating scale) noexcept nogil:
     """out_W[j_k, :] += scale * a_k * d over the inputs k < m (a_k, j_k as in
-    add_rows): the weight gradient delta a^T, row by nonzero row."""
+    add_rows): the weight gradient delta a^T, row by nonzero row.
+
+    scale 1 (a gradient) adds a_k * d[i] as tile_outer does, so that a
+    dense batch's sum is the same whether its rows go by tiles or not;
+    otherwise (a fused step) the product is rounded before it is scaled,
+    so that the step is the gradient's, times the scale.
+    """
     cdef Py_ssize_t i, k
     cdef floating a_k
     cdef floating* out_j
     for k in range(m):
         a_k = v[idx[k]] if gather else v[k]
         out_j = out_W + idx[k] * width
-        for i in range(width):
-            out_j[i] += scale * (a_k * d[i])
+        if scale == 1:
+            for i in range(width):
+                out_j[i] += a_k * d[i]
+        else:
+            for i in range(width):
+                out_j[i] += scale * (a_k * d[i])
 
 
 cdef void forward(const Net* net, const floating* params, const Row* x,
@@ -696,6 +747,90 @@ cdef inline const floating* target(const Net* net, const floating* Y,
     return y_buf
 
 
+cdef inline Py_ssize_t mark_tile(const int32_t* nz, Py_ssize_t m, Py_ssize_t q,
+                                 int32_t* mark, int32_t* rows, Py_ssize_t count) noexcept nogil:
+    """Tile sample q uses the rows nz[:m] of W[0]: set bit q of their marks,
+    appending each row not yet marked to rows[count:] (branch-free: every
+    row is written at rows[count], so rows needs one slot beyond n0)."""
+    cdef Py_ssize_t k, j
+    for k in range(m):
+        j = nz[k]
+        rows[count] = <int32_t>j
+        count += mark[j] == 0
+        mark[j] |= 1 << q
+    return count
+
+
+cdef inline void add_terms(floating* out_j, Py_ssize_t width, const floating* a,
+                           const floating* const* d, Py_ssize_t c) noexcept nogil:
+    """out_j += a[0] d[0] + ... + a[c-1] d[c-1], term after term (each as
+    add_outer adds it), four terms per pass over out_j."""
+    cdef Py_ssize_t i, g = 0
+    cdef floating a0, a1, a2, a3, o
+    cdef const floating* d0
+    cdef const floating* d1
+    cdef const floating* d2
+    cdef const floating* d3
+    while g + 4 <= c:
+        a0, a1, a2, a3 = a[g], a[g + 1], a[g + 2], a[g + 3]
+        d0, d1, d2, d3 = d[g], d[g + 1], d[g + 2], d[g + 3]
+        for i in range(width):
+            o = out_j[i]
+            o += a0 * d0[i]
+            o += a1 * d1[i]
+            o += a2 * d2[i]
+            o += a3 * d3[i]
+            out_j[i] = o
+        g += 4
+    if c - g == 3:
+        a0, a1, a2 = a[g], a[g + 1], a[g + 2]
+        d0, d1, d2 = d[g], d[g + 1], d[g + 2]
+        for i in range(width):
+            o = out_j[i]
+            o += a0 * d0[i]
+            o += a1 * d1[i]
+            o += a2 * d2[i]
+            out_j[i] = o
+    elif c - g == 2:
+        a0, a1 = a[g], a[g + 1]
+        d0, d1 = d[g], d[g + 1]
+        for i in range(width):
+            o = out_j[i]
+            o += a0 * d0[i]
+            o += a1 * d1[i]
+            out_j[i] = o
+    elif c - g == 1:
+        a0, d0 = a[g], d[g]
+        for i in range(width):
+            out_j[i] += a0 * d0[i]
+
+
+cdef void tile_outer(const Net* net, floating* out, const floating* const* xs,
+                     Py_ssize_t n_tile, const int32_t* rows, Py_ssize_t count,
+                     int32_t* mark, const floating* deltas) noexcept nogil:
+    """out's W[0] += the gradients x_q delta[0]_q^T of the samples q of a tile
+    (inputs xs[q], delta[0] at deltas + q * width[0]), row by row: each row
+    of the gradient the tile touches is read and written once per four of
+    its samples instead of once per sample, the terms added in tile order,
+    each as add_outer adds it, so the sum is bit-identical to sample by
+    sample.  Clears the marks it reads (see mark_tile).
+    """
+    cdef Py_ssize_t k, q, c, j, width = net.width[0]
+    cdef int32_t mask
+    cdef floating a[MAX_TILE]
+    cdef const floating* d[MAX_TILE]
+    for k in range(count):
+        j = rows[k]
+        mask = mark[j]
+        mark[j] = 0
+        c = 0
+        for q in range(n_tile):        # the tile's samples with x_q[j] != 0, in order
+            a[c] = xs[q][j]
+            d[c] = deltas + q * width
+            c += (mask >> q) & 1
+        add_terms(out + net.w_off[0] + j * width, width, a, d, c)
+
+
 cdef void accumulate(const Net* net, const floating* params, floating* grad,
                      floating* ws, const Inputs* X, const floating* Y,
                      const int64_t* labels, const floating* sw, const Py_ssize_t* order,
@@ -707,20 +842,32 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     hence its gradient, and its loss are multiplied by sw[s].
     stats[0] += sum of the (weighted) losses, stats[1] += number of labels
     predicted correctly.  ws holds z, a, delta and the target of the last sample.
+
+    Dense rows go by tiles of net.tile samples for W[0]'s gradient: each
+    sample's backward pass leaves W[0] out and keeps delta[0], and
+    tile_outer adds the tile's terms row by row.  W[0] is the big matrix
+    when n0 is large (MNIST's [784, 100, 10]: 627 KB in float64), and its
+    gradient rows then cost a load and a store per sample each.
     """
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
     cdef floating* delta = ws + 2 * net.n_units
     cdef floating* y_buf = ws + 3 * net.n_units
     cdef int32_t* nz = nonzero_list(net, ws)
+    cdef int32_t* nz0 = nz + net.nz_off[0]
     cdef Py_ssize_t n_out = net.size[net.L]
-    cdef Py_ssize_t off = net.u_off[net.L - 1]
-    cdef Py_ssize_t r, s, k
+    cdef Py_ssize_t off = net.u_off[net.L - 1], width0 = net.width[0]
+    cdef Py_ssize_t r, s, k, q = 0, count = 0
     cdef Row x
     cdef const floating* y
     cdef floating w
     cdef floating* d_L = delta + off
     cdef double loss_sum = 0, n_correct = 0    # in registers, not in shared memory
+    cdef bint tiled = X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1
+    cdef floating* deltas = ws + net.tile_off
+    cdef int32_t* rows = <int32_t*>(deltas + net.tile * width0)
+    cdef int32_t* mark = rows + net.size[0] + 1     # rows: n0 and a slot to write ahead into
+    cdef const floating* xs[MAX_TILE]
     for r in range(lo, hi):
         if order != NULL and r + 2 < hi:
             prefetch_sample(net, X, Y, labels, order[r + 2])
@@ -738,13 +885,27 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             loss_sum += <double>w * sample_loss(net, z, a, y)
             for k in range(n_out):
                 d_L[k] *= w
+        if tiled:
+            # W[0]'s part waits for the tile: backward gets no nonzero input
+            # for layer 0, so it adds all the rest; then keep delta[0].
+            count = mark_tile(nz0 + 1, nz0[0], q, mark, rows, count)
+            xs[q] = <const floating*>x.x
+            nz0[0] = 0
+            backward(net, params, &x, z, a, delta, nz, grad, 1)
+            memcpy(deltas + q * width0, delta + net.u_off[0], width0 * sizeof(floating))
+            q += 1
+            if q == net.tile or r == hi - 1:
+                tile_outer(net, grad, xs, q, rows, count, mark, deltas)
+                q = 0
+                count = 0
+            continue
         if X.deferred != NULL:
             # W[0]'s part waits for apply_deferred: backward gets a row without
             # entries, so it adds all the rest; then keep delta[0].
             x.m = 0
             backward(net, params, &x, z, a, delta, nz, grad, 1)
-            memcpy(<floating*>X.deferred + (r - X.batch_start) * net.width[0],
-                   delta + net.u_off[0], net.width[0] * sizeof(floating))
+            memcpy(<floating*>X.deferred + (r - X.batch_start) * width0,
+                   delta + net.u_off[0], width0 * sizeof(floating))
             continue
         backward(net, params, &x, z, a, delta, nz, grad, 1)
     stats[0] += loss_sum

@@ -16,7 +16,10 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity", "tanh", "relu", "exp")
 LOSSES = {"mse": 0, "cross_entropy": 1, "poisson": 2}
 # The output activation each loss requires (a loss not listed takes any).
 LOSS_OUTPUTS = {"cross_entropy": ("softmax", "sigmoid"), "poisson": ("exp",)}
-SPEC_HEADER = 4
+SPEC_HEADER = 6
+# Samples whose gradients of W[0] a dense minibatch sums row by row at once
+# (the kernel's "tiles", see accumulate in _core.pxi; at most its MAX_TILE).
+TILE = 16
 
 
 def padded(n, lanes=8):
@@ -54,16 +57,19 @@ class Layout:
         # Per layer, a count and the indices of its nonzero inputs (int32).
         self.nz_off = list(np.cumsum([0] + [n + 1 for n in sizes[:-1]])[:-1])
         nz_len = sum(n + 1 for n in sizes[:-1])
+        # z, a, delta of every layer, one target vector, then the nonzero
+        # lists and one flag per row of W[0] (the rows a sparse batch
+        # touches): int32s, which fit in as many float32 or float64 slots;
+        # then, from a whole SIMD row on, a tile: delta[0] of each of its
+        # samples, the rows of W[0] it touches and a bit mask per row.
+        tile_off = padded(3 * units + sizes[-1] + nz_len + sizes[0])
+        self.ws_len = tile_off + TILE * self.width[0] + 2 * sizes[0] + 1
         self.spec = np.array(
-            [L, LOSSES[loss], units, offset, *sizes, *self.w_off, *self.b_off, *self.u_off,
-             *acts, *self.width, *self.nz_off],
+            [L, LOSSES[loss], units, offset, TILE, tile_off, *sizes, *self.w_off, *self.b_off,
+             *self.u_off, *acts, *self.width, *self.nz_off],
             dtype=np.intp,
         )
         self.spec.setflags(write=False)
-        # z, a, delta of every layer, one target vector, then the nonzero
-        # lists and one flag per row of W[0] (the rows a sparse batch
-        # touches): int32s, which fit in as many float32 or float64 slots.
-        self.ws_len = 3 * units + sizes[-1] + nz_len + sizes[0]
 
     def weight_views(self, params):
         """W[l] as writable (size[l+1], size[l]) views of params (pads hidden)."""
