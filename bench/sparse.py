@@ -24,6 +24,11 @@ of --reps; model construction outside the clock):
   alpha=0, max_iter=1)`` on the CSR matrix (its first layer is a sparse x
   dense product; its weight gradient is dense), on the first --sklearn-n
   samples.
+* rows floor (not a learner): a C loop (bench/cref/mlp_ref.c) reads and
+  writes back one value per cache line of each row of a W[0] of that width
+  that the samples touch: the memory traffic of per-sample SGD without the
+  arithmetic.  The summary turns it into the roofline of the 2^18 / 2^12
+  target: the ratio left if that extra traffic overlapped nothing.
 * Vowpal Wabbit: ``vowpalwabbit.Workspace("--nn 64 --loss_function logistic
   -b B")`` (its own network: 64 tanh units, hashed into 2^B weights),
   ``learn()`` on text examples ``"±1 | f<j>:<value> ..."``; two timings:
@@ -130,6 +135,17 @@ def run_torch(X, y, Xt, yt, batch, seed):
     return n, seconds, accuracy(pred, yt)
 
 
+def run_rows_floor(X, y, Xt, yt, batch, seed):
+    """Not a learner: the memory floor.  A C loop (bench/cref) reads and writes
+    back one value per cache line of every row of a W[0] of this width
+    (HIDDEN float32 each) that the samples touch, accesses independent of
+    each other and no arithmetic: the memory traffic of per-sample SGD on
+    this data, at the least."""
+    from cref import build as cref_build
+    W = np.ones((X.shape[1], HIDDEN), dtype=np.float32)     # pages touched before the clock
+    return X.shape[0], cref_build.load("float32").rows_floor(W, X), float("nan")
+
+
 def run_sklearn(X, y, Xt, yt, batch, seed):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -183,6 +199,7 @@ CONTENDERS = [
     # (name, function, batch sizes, extra kwargs, sample budget key)
     ("bpfast", run_bpfast, (1, 32), {}, "n"),
     ("torch EmbeddingBag", run_torch, (1, 32), {}, "torch_n"),
+    ("rows floor", run_rows_floor, (1,), {}, "n"),
     ("sklearn MLPClassifier", run_sklearn, (32,), {}, "sklearn_n"),
     ("VW --nn 64 (text)", run_vw, (1,), {}, "torch_n"),
     ("VW --nn 64 (parsed)", run_vw, (1,), {"parsed": True}, "torch_n"),
@@ -190,6 +207,13 @@ CONTENDERS = [
 
 
 def available(name):
+    if name == "rows floor":            # needs a C compiler
+        from cref import build as cref_build
+        try:
+            cref_build.load("float32")
+            return True
+        except cref_build.BuildError:
+            return False
     mod = {"torch EmbeddingBag": "torch", "sklearn MLPClassifier": "sklearn"}.get(name)
     if name.startswith("VW"):
         mod = "vowpalwabbit"
@@ -228,7 +252,8 @@ def run(args):
                 n = min(args.n, getattr(args, budget))
                 for batch in batches:
                     key = (cname, batch)
-                    if key in best and cname != "bpfast" and _rep > 0 and not args.all_reps:
+                    if (key in best and cname not in ("bpfast", "rows floor") and _rep > 0
+                            and not args.all_reps):
                         continue               # the slow peers: one round unless --all-reps
                     done, seconds, acc = fn(X_train[:n], y_train[:n], X_test, y_test, batch,
                                             args.seed, **kw)
@@ -255,6 +280,18 @@ def summary(rows):
         if ("hashed 2^12", "bpfast", batch) in get and ("hashed 2^18", "bpfast", batch) in get:
             out[f"bpfast 2^18 / 2^12, batch {batch}"] = (
                 get[("hashed 2^18", "bpfast", batch)] / get[("hashed 2^12", "bpfast", batch)])
+    # The roofline of that target: a sample at 2^18 costs bpfast's time at
+    # 2^12 plus, at most, the extra time the memory floor takes at 2^18 (when
+    # none of that traffic overlaps the arithmetic); the ratio left then is
+    # the worst case a kernel that only pays the floor would reach.
+    floor = {d: 1 / get[(d, "rows floor", 1)] for d in widths if (d, "rows floor", 1) in get}
+    if {"hashed 2^12", "hashed 2^18"} <= floor.keys() and ("hashed 2^12", "bpfast", 1) in get:
+        t12 = 1 / get[("hashed 2^12", "bpfast", 1)]
+        for d in widths:
+            if d in floor:
+                out[f"memory floor at {d}, us per sample"] = 1e6 * floor[d]
+        out["2^18 / 2^12 at batch 1 if the extra traffic overlaps nothing"] = (
+            t12 / (t12 + floor["hashed 2^18"] - floor["hashed 2^12"]))
     for data in widths + ["one-hot 20x500"]:
         for model, batch in (("torch EmbeddingBag", 1), ("torch EmbeddingBag", 32),
                              ("sklearn MLPClassifier", 32), ("VW --nn 64 (text)", 1),

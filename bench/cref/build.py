@@ -26,6 +26,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,6 +217,8 @@ class CReference:
         lib.mlp_ref_train_epoch.argtypes = [i64, ptr, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr,
                                             i64, c_real, ctypes.c_int, ptr, ptr]
         lib.mlp_ref_train_epoch.restype = ctypes.c_int
+        lib.mlp_ref_rows_floor.argtypes = [ptr, i64, ptr, ptr, i64]
+        lib.mlp_ref_rows_floor.restype = None
         if lib.mlp_ref_real_size() != self.dtype.itemsize:
             raise BuildError(f"{self.path}: built for another precision than {dtype}")
         self._lib = lib
@@ -261,6 +264,22 @@ class CReference:
             X.ctypes.data, rows_ptr, labels_ptr, order.ctypes.data, order.shape[0], lr,
             int(bool(skip_zeros)), work.ctypes.data, stats.ctypes.data)
         return float(stats[0]), int(stats[1])
+
+    def rows_floor(self, W, X):
+        """Seconds the C loop takes to read and write back one value per cache
+        line of every row of W that the CSR rows of X list (see
+        mlp_ref_rows_floor in mlp_ref.c): the memory floor of per-sample SGD."""
+        self._check(W, "W", W.shape if W.ndim == 2 else (-1, -1))
+        indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.int32)
+        if indices.size and (indices.min() < 0 or indices.max() >= W.shape[0]):
+            raise ValueError(f"X: expected column indices below {W.shape[0]}")
+        if indptr.shape != (X.shape[0] + 1,) or indptr[0] != 0 or indptr[-1] != indices.size:
+            raise ValueError("X: inconsistent CSR arrays")
+        start = time.perf_counter()
+        self._lib.mlp_ref_rows_floor(W.ctypes.data, W.shape[1], indices.ctypes.data,
+                                     indptr.ctypes.data, X.shape[0])
+        return time.perf_counter() - start
 
     def _check(self, arr, name, shape):
         if not isinstance(arr, np.ndarray) or arr.dtype != self.dtype \

@@ -565,3 +565,22 @@ int mlp_ref_train_epoch(int64_t L, const int64_t *size, const int64_t *width,
         train_samples(&net, params, X, Y, labels, order, n, lr, 0, work, stats);
     return 0;
 }
+
+/* The memory floor of per-sample SGD on sparse rows (bench/sparse.py): for
+ * each of the n CSR rows (indptr, indices: int32, every index < the rows of W),
+ * read and write back one real in every 64-byte line of each row of W
+ * (width reals) that the row lists, and nothing else.  The accesses are
+ * independent of each other, so the core overlaps as many misses as it can:
+ * what moving a sample's rows of W[0] through the caches costs, at the least,
+ * without any arithmetic. */
+void mlp_ref_rows_floor(real *W, int64_t width, const int32_t *indices,
+                        const int32_t *indptr, int64_t n)
+{
+    const int64_t step = 64 / (int64_t)sizeof(real);
+    for (int64_t s = 0; s < n; s++)
+        for (int32_t k = indptr[s]; k < indptr[s + 1]; k++) {
+            real *row = W + (int64_t)indices[k] * width;
+            for (int64_t o = 0; o < width; o += step)
+                row[o] += (real)1e-30;
+        }
+}
