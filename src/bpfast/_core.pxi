@@ -282,6 +282,41 @@ cdef inline floating derivative(Py_ssize_t code, floating z, floating a) noexcep
     return 1
 
 
+cdef inline void activations(Py_ssize_t code, const floating* z, floating* a,
+                             Py_ssize_t n) noexcept nogil:
+    """a[i] = f(z[i]) for i < n: the code is tested once per layer, not per
+    unit, and relu's loop (the common case) vectorises."""
+    cdef Py_ssize_t i
+    if code == RELU:
+        for i in range(n):
+            a[i] = z[i] if z[i] > 0 else 0
+    elif code == IDENTITY:
+        for i in range(n):
+            a[i] = z[i]
+    else:
+        for i in range(n):
+            a[i] = activation(code, z[i])
+
+
+cdef inline void derivatives(Py_ssize_t code, const floating* z, const floating* a,
+                             floating* out, Py_ssize_t n) noexcept nogil:
+    """out[i] = f'(z[i]) for i < n (a = f(z)), one loop per activation as in
+    activations()."""
+    cdef Py_ssize_t i
+    if code == RELU:
+        for i in range(n):
+            out[i] = 1 if z[i] > 0 else 0
+    elif code == TANH:
+        for i in range(n):
+            out[i] = 1 - a[i] * a[i]
+    elif code == SIGMOID:
+        for i in range(n):
+            out[i] = a[i] * (1 - a[i])
+    else:
+        for i in range(n):
+            out[i] = derivative(code, z[i], a[i])
+
+
 cdef inline void softmax(const floating* z, floating* a, Py_ssize_t n) noexcept nogil:
     """a = exp(z - max z) / sum: the max shift keeps exp from overflowing."""
     cdef Py_ssize_t i
@@ -475,8 +510,7 @@ cdef void forward(const Net* net, const floating* params, const Row* x,
         if code == SOFTMAX:
             softmax(z_l, a_l, n_out)
         else:
-            for i in range(n_out):
-                a_l[i] = activation(code, z_l[i])
+            activations(code, z_l, a_l, n_out)
         a_prev = a_l
 
 
@@ -596,9 +630,9 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
         for i in range(width):
             out_b[i] += scale * d_l[i]
         if l > 0:
-            for j in range(n_in):
-                d_prev[j] = chain(W + j * width, d_l, width,
-                                  derivative(code, z_prev[j], a_prev[j]))
+            derivatives(code, z_prev, a_prev, d_prev, n_in)     # f'(z[l]) first, then
+            for j in range(n_in):                               # (W[l]^T delta[l]) f'
+                d_prev[j] = chain(W + j * width, d_l, width, d_prev[j])
         if l == 0 and x.idx != NULL:
             if x.wide:
                 add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
