@@ -116,6 +116,7 @@ cdef enum:
     SPEC_TILE = 4
     SPEC_TILE_OFF = 5
     SPEC_HEADER = 6
+    LANES = 8                 # the block of a row the inner loops keep in registers
     MAX_TILE = 16             # the most samples a tile holds (bits of a mark_tile mask)
 
 cdef extern from *:
@@ -397,6 +398,45 @@ cdef inline int32_t* nonzero_list(const Net* net, floating* ws) noexcept nogil:
     return <int32_t*>(ws + 3 * net.n_units + net.size[net.L])
 
 
+cdef inline void add_four(floating* out, Py_ssize_t width,
+                          floating a0, const floating* p0, floating a1, const floating* p1,
+                          floating a2, const floating* p2, floating a3, const floating* p3
+                          ) noexcept nogil:
+    """out[i] += a0 p0[i], then += a1 p1[i], a2 p2[i], a3 p3[i], for i < width:
+    four terms per load and store of out, each added as one term alone is.
+
+    LANES values of out at a time are held in a local block (registers): a
+    compiler cannot rule out that out overlaps the p's, and on a plain loop
+    it checks that at run time before every pass (about 40 instructions, as
+    much as the pass itself for a narrow layer).
+    """
+    cdef Py_ssize_t i = 0, c
+    cdef floating acc[LANES]
+    cdef floating o
+    while i + LANES <= width:
+        for c in range(LANES):
+            acc[c] = out[i + c]
+        for c in range(LANES):
+            acc[c] += a0 * p0[i + c]
+        for c in range(LANES):
+            acc[c] += a1 * p1[i + c]
+        for c in range(LANES):
+            acc[c] += a2 * p2[i + c]
+        for c in range(LANES):
+            acc[c] += a3 * p3[i + c]
+        for c in range(LANES):
+            out[i + c] = acc[c]
+        i += LANES
+    while i < width:
+        o = out[i]
+        o += a0 * p0[i]
+        o += a1 * p1[i]
+        o += a2 * p2[i]
+        o += a3 * p3[i]
+        out[i] = o
+        i += 1
+
+
 cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
                           const index_t* idx, const floating* v, Py_ssize_t m,
                           bint gather) noexcept nogil:
@@ -404,16 +444,15 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
     `gather` (v is the whole input vector, idx its nonzero list), else v[k]
     (v holds the listed values: a CSR row).
 
-    Four input rows per pass over z (z stays in registers for four updates);
-    each z_i still adds its terms in list order, so the result is
-    bit-identical to one row at a time.
+    Four input rows per pass over z (add_four); each z_i still adds its
+    terms in list order, so the result is bit-identical to one row at a time.
     """
     cdef Py_ssize_t i, k = 0
     cdef const floating* W0
     cdef const floating* W1
     cdef const floating* W2
     cdef const floating* W3
-    cdef floating a0, a1, a2, a3, z_i
+    cdef floating a0, a1, a2, a3
     while k + 4 <= m:
         if gather:
             a0 = v[idx[k]]
@@ -429,13 +468,7 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
         W1 = W + idx[k + 1] * width
         W2 = W + idx[k + 2] * width
         W3 = W + idx[k + 3] * width
-        for i in range(width):
-            z_i = z[i]
-            z_i += a0 * W0[i]
-            z_i += a1 * W1[i]
-            z_i += a2 * W2[i]
-            z_i += a3 * W3[i]
-            z[i] = z_i
+        add_four(z, width, a0, W0, a1, W1, a2, W2, a3, W3)
         k += 4
     while k < m:
         a0 = v[idx[k]] if gather else v[k]
@@ -808,13 +841,7 @@ cdef inline void add_terms(floating* out_j, Py_ssize_t width, const floating* a,
     while g + 4 <= c:
         a0, a1, a2, a3 = a[g], a[g + 1], a[g + 2], a[g + 3]
         d0, d1, d2, d3 = d[g], d[g + 1], d[g + 2], d[g + 3]
-        for i in range(width):
-            o = out_j[i]
-            o += a0 * d0[i]
-            o += a1 * d1[i]
-            o += a2 * d2[i]
-            o += a3 * d3[i]
-            out_j[i] = o
+        add_four(out_j, width, a0, d0, a1, d1, a2, d2, a3, d3)
         g += 4
     if c - g == 3:
         a0, a1, a2 = a[g], a[g + 1], a[g + 2]
