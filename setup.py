@@ -53,7 +53,11 @@ class BuildExt(build_ext):
                 if ext.name.endswith("_avx2"):
                     cflags += ["/arch:AVX2"]
             else:
-                cflags += ["-O3", "-fno-math-errno"]
+                # No errno and no trapping: the kernel reads no errno and sets no
+                # floating-point traps, and with traps possible GCC keeps a
+                # comparison-and-select (exp's range clamps) as a branch, which
+                # stops the activation loops from vectorising.
+                cflags += ["-O3", "-fno-math-errno", "-fno-trapping-math"]
                 if OPENMP and not darwin:
                     cflags += ["-fopenmp"]
                     ldflags += ["-fopenmp"]

@@ -58,7 +58,7 @@
 # The kernel trusts its arguments: every shape, index and label is checked by
 # the Python layer (bpfast._validate, bpfast.mlp) before a call.
 
-from libc.math cimport exp, expf, log, log1p, tanh, tanhf, isfinite
+from libc.math cimport exp, log, log1p, isfinite
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
@@ -231,11 +231,7 @@ include "_update.pxi"
 
 # ---------------------------------------------------------------- elementwise
 
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
+include "_math.pxi"
 
 
 cdef inline double softplus(double t) noexcept nogil:
@@ -247,24 +243,16 @@ cdef inline double softplus(double t) noexcept nogil:
 
 cdef inline floating activation(Py_ssize_t code, floating z) noexcept nogil:
     """f(z) for an elementwise activation (softmax is handled per layer)."""
-    cdef floating e
     if code == SIGMOID:
-        # Two branches so that exp never overflows: exact for large |z|.
-        if z >= 0:
-            return 1 / (1 + _exp(-z))
-        e = _exp(z)
-        return e / (1 + e)
+        return 1 / (1 + fast_exp(-z))     # e^-z = inf for z < -709: 1 / inf = 0
     elif code == TANH:
-        if floating is float:
-            return tanhf(z)
-        else:
-            return tanh(z)
+        return fast_tanh(z)
     elif code == RELU:
         return z if z > 0 else 0
     elif code == LEAKY_RELU:
         return z if z > 0 else <floating>LEAKY_SLOPE * z
     elif code == EXP:
-        return _exp(z)
+        return fast_exp(z)
     return z
 
 
@@ -286,7 +274,7 @@ cdef inline floating derivative(Py_ssize_t code, floating z, floating a) noexcep
 cdef inline void activations(Py_ssize_t code, const floating* z, floating* a,
                              Py_ssize_t n) noexcept nogil:
     """a[i] = f(z[i]) for i < n: the code is tested once per layer, not per
-    unit, and relu's loop (the common case) vectorises."""
+    unit, and each loop (the code a constant in it) vectorises."""
     cdef Py_ssize_t i
     if code == RELU:
         for i in range(n):
@@ -294,6 +282,15 @@ cdef inline void activations(Py_ssize_t code, const floating* z, floating* a,
     elif code == IDENTITY:
         for i in range(n):
             a[i] = z[i]
+    elif code == SIGMOID:
+        for i in range(n):
+            a[i] = activation(SIGMOID, z[i])
+    elif code == TANH:
+        for i in range(n):
+            a[i] = activation(TANH, z[i])
+    elif code == EXP:
+        for i in range(n):
+            a[i] = activation(EXP, z[i])
     else:
         for i in range(n):
             a[i] = activation(code, z[i])
@@ -327,7 +324,7 @@ cdef inline void softmax(const floating* z, floating* a, Py_ssize_t n) noexcept 
         if z[i] > m:
             m = z[i]
     for i in range(n):
-        a[i] = _exp(z[i] - m)
+        a[i] = fast_exp(z[i] - m)
         s += a[i]
     for i in range(n):
         a[i] = a[i] / s
