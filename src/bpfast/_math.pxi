@@ -26,13 +26,14 @@ from libc.stdint cimport uint32_t, uint64_t
 cdef extern from *:
     """
     #include <string.h>
-    static inline unsigned long long bpfast_bits64(double x)
+    /* Bit casts through memcpy (defined behaviour; compiled to a register move). */
+    static CYTHON_INLINE unsigned long long bpfast_bits64(double x)
     { unsigned long long u; memcpy(&u, &x, 8); return u; }
-    static inline double bpfast_double(unsigned long long u)
+    static CYTHON_INLINE double bpfast_double(unsigned long long u)
     { double x; memcpy(&x, &u, 8); return x; }
-    static inline unsigned int bpfast_bits32(float x)
+    static CYTHON_INLINE unsigned int bpfast_bits32(float x)
     { unsigned int u; memcpy(&u, &x, 4); return u; }
-    static inline float bpfast_float(unsigned int u)
+    static CYTHON_INLINE float bpfast_float(unsigned int u)
     { float x; memcpy(&x, &u, 4); return x; }
     #define BPFAST_SHIFT_D 6755399441055744.0      /* 0x1.8p52 */
     #define BPFAST_SHIFT_F 12582912.0f             /* 0x1.8p23 */
