@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 import zipfile
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
@@ -114,6 +115,14 @@ def _bad(path, what):
     return ModelFormatError(f"{path}: not a valid bpfast model file: {what}")
 
 
+# NumPy parses a .npy header with ast.literal_eval, and CPython keeps the
+# AST's recursion depth in interpreter-wide state (gh-106905): on 3.11 two
+# threads loading at once failed, rarely, with "SystemError: AST constructor
+# recursion depth mismatch" (tests/test_free_threading.py, 16 threads).  So
+# the header reads take turns; they are a few hundred bytes each.
+_HEADER_LOCK = threading.Lock()
+
+
 def _read_member(path, zf, name, check):
     """Read member `name` after `check(shape, dtype)` approved its .npy header.
 
@@ -122,12 +131,12 @@ def _read_member(path, zf, name, check):
     """
     with zf.open(name + ".npy") as f:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise _bad(path, f"member {name!r} has unsupported .npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        with _HEADER_LOCK:
+            shape, fortran, dtype = read_header(f)
         if dtype.hasobject:
             raise _bad(path, f"member {name!r} is an object array (pickle), refused")
         check(shape, dtype)
