@@ -289,6 +289,33 @@ def test_plain_sgd_on_csr_touches_only_the_rows_of_its_batch():
         assert set(changed) <= set(np.unique(X[:3].indices))
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_wide_first_layer_fetched_ahead_gives_the_narrow_result(batch_size):
+    """A W[0] of 2 MiB or more has the next sample's rows prefetched during
+    each sample (the kernel's fetch_ahead): the numbers must be those of a
+    narrow network holding just the columns the rows use, bit for bit, and
+    every other row of W[0] must stay as it was."""
+    n_wide, dtype = 2**16, "float32"          # 2^16 x 8 float32: 2 MiB
+    X_narrow, y = _data(n=30, n0=N0, density=0.2, seed=3, dtype=np.float32)
+    cols = np.sort(np.random.default_rng(4).choice(n_wide, N0, replace=False))
+    X_wide = sp.csr_matrix((X_narrow.data, cols[X_narrow.indices], X_narrow.indptr),
+                           shape=(X_narrow.shape[0], n_wide))
+    wide = _net(dtype, layers=(n_wide, HIDDEN, N_OUT), activation="relu")
+    narrow = _net(dtype, activation="relu")
+    narrow.weights[0][:] = wide.weights[0][:, cols]
+    for l in range(1, 2):
+        narrow.weights[l][:] = wide.weights[l]
+    for l in range(2):
+        narrow.biases[l][:] = wide.biases[l]
+    before = np.array(wide.weights[0])
+    for net, X in ((wide, X_wide), (narrow, X_narrow)):
+        net.fit(X, y, epochs=2, batch_size=batch_size, lr=0.1, seed=5, progress=False)
+    assert np.array_equal(wide.weights[0][:, cols], narrow.weights[0])
+    assert _bit_identical(_params(wide)[1:], _params(narrow)[1:])
+    others = np.setdiff1d(np.arange(n_wide), cols)
+    assert np.array_equal(wide.weights[0][:, others], before[:, others])
+
+
 # ---------------------------------------------------------------- validation
 
 def _corruptions():

@@ -117,6 +117,7 @@ cdef enum:
     SPEC_TILE_OFF = 5
     SPEC_HEADER = 6
     LANES = 8                 # the block of a row the inner loops keep in registers
+    AHEAD_MIN_BYTES = 1 << 21 # a W[0] this large has its rows fetched a sample ahead
     MAX_TILE = 16             # the most samples a tile holds (bits of a mark_tile mask)
 
 cdef extern from *:
@@ -182,6 +183,44 @@ cdef inline Inputs dense_inputs(const void* X, Py_ssize_t n, Py_ssize_t n_in,
     inp.n_in = n_in
     inp.itemsize = itemsize
     return inp
+
+
+cdef struct Ahead:
+    # The rows of W[0] that the next sample's CSR entries will read, asked of
+    # the memory system a few at a time while this sample computes (see
+    # fetch_ahead).  idx NULL: nothing to fetch.
+    const char* W0            # W[0]'s first row
+    const void* idx           # the next sample's column indices
+    bint wide
+    Py_ssize_t m              # how many
+    Py_ssize_t done           # rows asked for so far
+    Py_ssize_t in_forward     # of which during the forward pass (the rest: in the update)
+    Py_ssize_t row_bytes      # width[0] * itemsize
+    Py_ssize_t quota          # rows to ask for per step of the current loop
+
+
+cdef inline void fetch_ahead(Ahead* p, Py_ssize_t n_rows) noexcept nogil:
+    """Prefetch the next n_rows rows of p (fewer at its end), every cache line.
+
+    A wide W[0] (2^18 features x 64 floats is 64 MiB) lives in memory, and
+    a sample's rows are scattered: each is a miss.  Fetched on demand in the
+    forward pass, a sample's misses overlap only within the few rows the
+    core has in flight, and its arithmetic waits for them; asked for one
+    sample ahead, spread over the current sample's row loops (a burst of
+    hundreds of prefetches would fill the miss buffers and stall the core
+    instead), they arrive while the core computes.
+    """
+    cdef Py_ssize_t k, c, stop, j
+    if p == NULL or p.idx == NULL:
+        return
+    stop = p.done + n_rows if p.done + n_rows < p.m else p.m
+    for k in range(p.done, stop):
+        j = (<const int64_t*>p.idx)[k] if p.wide else (<const int32_t*>p.idx)[k]
+        c = 0
+        while c < p.row_bytes:
+            prefetch(p.W0 + j * p.row_bytes + c)
+            c += 64
+    p.done = stop
 
 
 cdef inline Row row_of(const Inputs* X, Py_ssize_t s) noexcept nogil:
@@ -436,13 +475,15 @@ cdef inline void add_four(floating* out, Py_ssize_t width,
 
 cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
                           const index_t* idx, const floating* v, Py_ssize_t m,
-                          bint gather) noexcept nogil:
+                          bint gather, Ahead* ahead) noexcept nogil:
     """z += a_k W[j_k, :] over the inputs k < m, j_k = idx[k]: a_k = v[j_k] when
     `gather` (v is the whole input vector, idx its nonzero list), else v[k]
     (v holds the listed values: a CSR row).
 
     Four input rows per pass over z (add_four); each z_i still adds its
     terms in list order, so the result is bit-identical to one row at a time.
+    Each pass also asks for ahead.quota rows of the next sample (ahead may
+    be NULL).
     """
     cdef Py_ssize_t i, k = 0
     cdef const floating* W0
@@ -466,6 +507,7 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
         W2 = W + idx[k + 2] * width
         W3 = W + idx[k + 3] * width
         add_four(z, width, a0, W0, a1, W1, a2, W2, a3, W3)
+        fetch_ahead(ahead, ahead.quota if ahead != NULL else 0)
         k += 4
     while k < m:
         a0 = v[idx[k]] if gather else v[k]
@@ -477,14 +519,15 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
 
 cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx,
                            const floating* v, Py_ssize_t m, bint gather,
-                           const floating* d, floating scale) noexcept nogil:
+                           const floating* d, floating scale, Ahead* ahead) noexcept nogil:
     """out_W[j_k, :] += scale * a_k * d over the inputs k < m (a_k, j_k as in
     add_rows): the weight gradient delta a^T, row by nonzero row.
 
     scale 1 (a gradient) adds a_k * d[i] as tile_outer does, so that a
     dense batch's sum is the same whether its rows go by tiles or not;
     otherwise (a fused step) the product is rounded before it is scaled,
-    so that the step is the gradient's, times the scale.
+    so that the step is the gradient's, times the scale.  Each row also
+    asks for ahead.quota rows of the next sample (ahead may be NULL).
     """
     cdef Py_ssize_t i, k
     cdef floating a_k
@@ -498,15 +541,18 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
         else:
             for i in range(width):
                 out_j[i] += scale * (a_k * d[i])
+        fetch_ahead(ahead, ahead.quota if ahead != NULL else 0)
 
 
 cdef void forward(const Net* net, const floating* params, const Row* x,
-                  floating* z, floating* a, int32_t* nz) noexcept nogil:
+                  floating* z, floating* a, int32_t* nz, Ahead* ahead) noexcept nogil:
     """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x.
 
     nz receives, per layer, the count and indices of its nonzero inputs
     (see nonzero_list), which backward() reuses; a CSR row is its own list
-    for layer 0, which is then left unwritten.
+    for layer 0, which is then left unwritten.  ahead (NULL: none): the
+    next sample's rows of W[0], half of which are asked for during the
+    first layer's passes (see fetch_ahead).
     """
     cdef Py_ssize_t l, i, m, n_in, n_out, width
     cdef int32_t* nz_l
@@ -527,15 +573,17 @@ cdef void forward(const Net* net, const floating* params, const Row* x,
         for i in range(width):
             z_l[i] = b[i]
         if l == 0 and x.idx != NULL:
+            if ahead != NULL:     # spread over this layer's passes
+                ahead.quota = ahead.in_forward // (x.m // 4 + 1) + 1
             if x.wide:
-                add_rows(z_l, W, width, <const int64_t*>x.idx, a_prev, x.m, False)
+                add_rows(z_l, W, width, <const int64_t*>x.idx, a_prev, x.m, False, ahead)
             else:
-                add_rows(z_l, W, width, <const int32_t*>x.idx, a_prev, x.m, False)
+                add_rows(z_l, W, width, <const int32_t*>x.idx, a_prev, x.m, False, ahead)
         else:
             nz_l = nz + net.nz_off[l]
             m = nonzeros(a_prev, n_in, nz_l + 1)     # exact: a zero input adds nothing
             nz_l[0] = <int32_t>m
-            add_rows(z_l, W, width, <const int32_t*>(nz_l + 1), a_prev, m, True)
+            add_rows(z_l, W, width, <const int32_t*>(nz_l + 1), a_prev, m, True, NULL)
         code = net.act[l]
         if code == SOFTMAX:
             softmax(z_l, a_l, n_out)
@@ -626,7 +674,8 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
 
 cdef void backward(const Net* net, const floating* params, const Row* x,
                    const floating* z, const floating* a, floating* delta,
-                   const int32_t* nz, floating* out, floating scale) noexcept nogil:
+                   const int32_t* nz, floating* out, floating scale,
+                   Ahead* ahead) noexcept nogil:
     """Back-propagate delta[L-1]; add scale * (this sample's dL/dW, dL/db) to out.
 
     delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j);  dL/dW[l] = delta[l] a[l]^T;
@@ -634,7 +683,9 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
     gradient buffer (scale 1) or params itself (scale -lr: the plain SGD step
     of batch size 1, fused into this pass).  delta[l-1] is computed from W[l]
     before W[l] is written, so the fused step equals the gradient followed by
-    the update.
+    the update.  ahead (NULL: none): the rest of the next sample's rows of
+    W[0] not yet asked for, spread over W[0]'s rows here, if any (see
+    fetch_ahead).
     """
     cdef Py_ssize_t l, i, j, n_in, width, code = 0
     cdef const int32_t* nz_l
@@ -664,16 +715,20 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
             for j in range(n_in):                               # (W[l]^T delta[l]) f'
                 d_prev[j] = chain(W + j * width, d_l, width, d_prev[j])
         if l == 0 and x.idx != NULL:
+            if ahead != NULL:
+                ahead.quota = (ahead.m - ahead.done) // (x.m + 1) + 1
             if x.wide:
                 add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
-                          False, d_l, scale)
+                          False, d_l, scale, ahead)
             else:
                 add_outer(out + net.w_off[0], width, <const int32_t*>x.idx, a_prev, x.m,
-                          False, d_l, scale)
+                          False, d_l, scale, ahead)
         else:
             nz_l = nz + net.nz_off[l]
             add_outer(out + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, nz_l[0],
-                      True, d_l, scale)
+                      True, d_l, scale, NULL)
+    if ahead != NULL:
+        fetch_ahead(ahead, ahead.m)
 
 
 cdef void update_span(const Net* net, const Rule* rule, floating* params, floating* grad,
@@ -926,13 +981,16 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef int32_t* rows = <int32_t*>(deltas + net.tile * width0)
     cdef int32_t* mark = rows + net.size[0] + 1     # rows: n0 and a slot to write ahead into
     cdef const floating* xs[MAX_TILE]
+    cdef Ahead ahead
     for r in range(lo, hi):
-        if order != NULL and r + 2 < hi:
-            prefetch_sample(net, X, Y, labels, order[r + 2])
+        if order != NULL:
+            fetch_samples_ahead(net, X, Y, labels, order, r, hi)
         s = order[r] if order != NULL else r
         x = row_of(X, s)
         y = target(net, Y, labels, s, y_buf)
-        forward(net, params, &x, z, a, nz)
+        ahead = ahead_of(net, params, X, (order[r + 1] if order != NULL else r + 1)
+                         if r + 1 < hi else -1, False)
+        forward(net, params, &x, z, a, nz, &ahead)
         if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
             n_correct += 1
         output_delta(net, z, a, y, delta)
@@ -949,7 +1007,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             count = mark_tile(nz0 + 1, nz0[0], q, mark, rows, count)
             xs[q] = <const floating*>x.x
             nz0[0] = 0
-            backward(net, params, &x, z, a, delta, nz, grad, 1)
+            backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
             memcpy(deltas + q * width0, delta + net.u_off[0], width0 * sizeof(floating))
             q += 1
             if q == net.tile or r == hi - 1:
@@ -961,11 +1019,11 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             # W[0]'s part waits for apply_deferred: backward gets a row without
             # entries, so it adds all the rest; then keep delta[0].
             x.m = 0
-            backward(net, params, &x, z, a, delta, nz, grad, 1)
+            backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
             memcpy(<floating*>X.deferred + (r - X.batch_start) * width0,
                    delta + net.u_off[0], width0 * sizeof(floating))
             continue
-        backward(net, params, &x, z, a, delta, nz, grad, 1)
+        backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
     stats[0] += loss_sum
     stats[1] += n_correct
 
@@ -991,10 +1049,10 @@ cdef void apply_deferred(const Net* net, floating* params, const Inputs* X,
         d = deferred + (r - lo) * width
         if x.wide:
             add_outer(params + net.w_off[0], width, <const int64_t*>x.idx,
-                      <const floating*>x.x, x.m, False, d, neg_step)
+                      <const floating*>x.x, x.m, False, d, neg_step, NULL)
         else:
             add_outer(params + net.w_off[0], width, <const int32_t*>x.idx,
-                      <const floating*>x.x, x.m, False, d, neg_step)
+                      <const floating*>x.x, x.m, False, d, neg_step, NULL)
         for i in range(width):
             d[i] = 0
 
@@ -1015,10 +1073,69 @@ cdef inline void prefetch_sample(const Net* net, const Inputs* X, const floating
         prefetch(Y + s * net.size[net.L])
 
 
+cdef inline void prefetch_entries(const Inputs* X, Py_ssize_t s) noexcept nogil:
+    """Ask for CSR row s's column indices and values (its row pointer was
+    asked for a sample earlier, by prefetch_sample)."""
+    cdef Row r
+    cdef Py_ssize_t c = 0
+    if X.X != NULL:
+        return
+    r = row_of(X, s)
+    while c < r.m * (8 if r.wide else 4):
+        prefetch(<const char*>r.idx + c)
+        c += 64
+    c = 0
+    while c < r.m * X.itemsize:
+        prefetch(<const char*>r.x + c)
+        c += 64
+
+
+cdef inline void fetch_samples_ahead(const Net* net, const Inputs* X, const floating* Y,
+                                     const int64_t* labels, const Py_ssize_t* order,
+                                     Py_ssize_t k, Py_ssize_t hi) noexcept nogil:
+    """Before sample order[k] of a loop over order[..hi]: ask for the input
+    and target of order[k + 2]; for CSR rows, in stages, the row pointer of
+    order[k + 3] and the entries of order[k + 2], so that the rows of W[0]
+    that order[k + 1] reads can be fetched during sample k (ahead_of)."""
+    if X.X != NULL:
+        if k + 2 < hi:
+            prefetch_sample(net, X, Y, labels, order[k + 2])
+        return
+    if k + 3 < hi:
+        prefetch_sample(net, X, Y, labels, order[k + 3])
+    if k + 2 < hi:
+        prefetch_entries(X, order[k + 2])
+
+
+cdef inline Ahead ahead_of(const Net* net, const floating* params, const Inputs* X,
+                           Py_ssize_t s, bint update_too) noexcept nogil:
+    """What fetch_ahead needs for CSR row s of X (s < 0, dense rows, or a
+    W[0] that stays in the caches: nothing to fetch): half of the rows
+    during the forward pass and half during the update when `update_too`
+    (a fused step), else all during the forward pass."""
+    cdef Ahead p
+    cdef Row r
+    memset(&p, 0, sizeof(Ahead))
+    if s < 0 or X.X != NULL or net.size[0] * net.width[0] * X.itemsize < AHEAD_MIN_BYTES:
+        return p
+    r = row_of(X, s)
+    p.W0 = <const char*>(params + net.w_off[0])
+    p.idx = r.idx
+    p.wide = r.wide
+    p.m = r.m
+    p.in_forward = r.m // 2 if update_too else r.m
+    p.row_bytes = net.width[0] * X.itemsize
+    return p
+
+
 cdef void step_one(const Net* net, floating* params, floating* ws,
                    const Inputs* X, const floating* Y, const int64_t* labels,
-                   Py_ssize_t s, floating neg_lr, double* stats) noexcept nogil:
-    """One sample, one plain SGD step, the update fused into the backward pass."""
+                   Py_ssize_t s, Py_ssize_t s_next, floating neg_lr,
+                   double* stats) noexcept nogil:
+    """One sample, one plain SGD step, the update fused into the backward
+    pass; meanwhile the rows of W[0] that sample s_next (< 0: none) reads
+    are fetched (see fetch_ahead)."""
+    cdef Ahead ahead = ahead_of(net, params, X, s_next, True)
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
     cdef floating* delta = ws + 2 * net.n_units
@@ -1026,12 +1143,12 @@ cdef void step_one(const Net* net, floating* params, floating* ws,
     cdef Py_ssize_t n_out = net.size[net.L], off = net.u_off[net.L - 1]
     cdef Row x = row_of(X, s)
     cdef const floating* y = target(net, Y, labels, s, ws + 3 * net.n_units)
-    forward(net, params, &x, z, a, nz)
+    forward(net, params, &x, z, a, nz, &ahead)
     stats[0] += sample_loss(net, z, a, y)
     if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
         stats[1] += 1
     output_delta(net, z, a, y, delta)
-    backward(net, params, &x, z, a, delta, nz, params, neg_lr)
+    backward(net, params, &x, z, a, delta, nz, params, neg_lr, &ahead)
 
 
 cdef void hogwild_slice(const Net* net, floating* params, floating* ws,
@@ -1053,9 +1170,9 @@ cdef void hogwild_slice(const Net* net, floating* params, floating* ws,
     local[0] = 0
     local[1] = 0
     for k in range(lo, hi):
-        if k + 2 < hi:
-            prefetch_sample(net, X, Y, labels, order[k + 2])
-        step_one(net, params, ws, X, Y, labels, order[k], neg_lr, local)
+        fetch_samples_ahead(net, X, Y, labels, order, k, hi)
+        step_one(net, params, ws, X, Y, labels, order[k], order[k + 1] if k + 1 < hi else -1,
+                 neg_lr, local)
     stats[0] = local[0]
     stats[1] = local[1]
 
@@ -1249,9 +1366,9 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             start = n
         elif fused:
             for k in range(n):
-                if k + 2 < n:   # samples come in shuffled order: fetch ahead
-                    prefetch_sample(&net, Xp, Yp, lab, idx[k + 2])
-                step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k], neg_lr, stats)
+                fetch_samples_ahead(&net, Xp, Yp, lab, idx, k, n)   # shuffled order
+                step_one(&net, p, &ws[0, 0], Xp, Yp, lab, idx[k],
+                         idx[k + 1] if k + 1 < n else -1, neg_lr, stats)
             counters[0] += n
             start = n
         else:
@@ -1374,7 +1491,7 @@ def evaluate(const Py_ssize_t[::1] spec, const floating[::1] params, floating[::
     with nogil:
         for s in range(n):
             x = row_of(&inp, s)
-            forward(&net, &params[0], &x, z, a, nz)
+            forward(&net, &params[0], &x, z, a, nz, NULL)
             if write_out:
                 for k in range(n_out):
                     out[s, k] = a[off + k]

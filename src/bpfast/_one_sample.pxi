@@ -108,7 +108,7 @@ cdef double run_step(const Net* net, Rule* rule, bint fused, floating* params,
     clear_delta(net, ws)
     counters[0] += 1
     if fused:
-        step_one(net, params, ws, &inp, y, label, 0, <floating>(-rule.lr), stats)
+        step_one(net, params, ws, &inp, y, label, 0, -1, <floating>(-rule.lr), stats)
     else:
         rule.step = counters[0]
         accumulate(net, params, grad, ws, &inp, y, label, <const floating*>NULL, NULL, 0, 1,
@@ -219,10 +219,10 @@ cdef class OneSample:
         row.wide = False
         if self.is_double:
             forward(net, &self.params_d[0], &row, &self.ws_d[0],
-                    &self.ws_d[net.n_units], nonzero_list(net, &self.ws_d[0]))
+                    &self.ws_d[net.n_units], nonzero_list(net, &self.ws_d[0]), NULL)
         else:
             forward(net, &self.params_f[0], &row, &self.ws_f[0],
-                    &self.ws_f[net.n_units], nonzero_list(net, &self.ws_f[0]))
+                    &self.ws_f[net.n_units], nonzero_list(net, &self.ws_f[0]), NULL)
 
     def forward(self, x, lock):
         """a[L] for one sample x as a fresh (nL,) array, or None."""
