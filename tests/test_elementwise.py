@@ -88,3 +88,24 @@ def test_tanh_and_sigmoid_edges(kernel, dtype, entry, low):
     assert s[0] == 0.5 and s[1] == 0.5
     assert s[2] == 1 and s[3] == 0 and np.isnan(s[4])
     assert s[9] == 1 and s[10] == 0
+
+
+# ---------------------------------------------------------------- all_finite
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_all_finite_finds_any_nan_or_inf_wherever_it_is(kernel, dtype):
+    """The kernel's finiteness check (one-sample steps, fit's chunks) sums
+    v*0 in lanes: every position of every length around the lane blocks must
+    count, and huge, tiny, subnormal and signed-zero entries are finite."""
+    info = np.finfo(dtype)
+    edge = np.array([info.max, -info.max, info.tiny, info.smallest_subnormal, 0.0, -0.0],
+                    dtype=dtype)
+    for n in (0, 1, 2, 31, 32, 33, 63, 64, 65, 100):
+        v = np.resize(np.concatenate([edge, np.linspace(-3, 3, 7, dtype=dtype)]), n)
+        assert kernel.all_finite(v)
+        for bad in (np.nan, np.inf, -np.inf):
+            for k in range(n):
+                w = v.copy()
+                w[k] = bad
+                assert not kernel.all_finite(w), (n, k, bad)
