@@ -146,6 +146,17 @@ def run_rows_floor(X, y, Xt, yt, batch, seed):
     return X.shape[0], cref_build.load("float32").rows_floor(W, X), float("nan")
 
 
+def run_rows_pass(X, y, Xt, yt, batch, seed, prefetch=False):
+    """Not a learner: the first layer's row work alone.  A C loop (bench/cref)
+    runs each sample's forward pass over its rows of a W[0] of this width
+    (HIDDEN float32 each) and updates those rows from it, with or without
+    the next sample's rows prefetched: how its rate falls with the width is
+    the fall of a kernel that does nothing but the rows."""
+    from cref import build as cref_build
+    W = np.full((X.shape[1], HIDDEN), 0.01, dtype=np.float32)   # touched before the clock
+    return X.shape[0], cref_build.load("float32").rows_pass(W, X, prefetch), float("nan")
+
+
 def run_sklearn(X, y, Xt, yt, batch, seed):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -200,6 +211,8 @@ CONTENDERS = [
     ("bpfast", run_bpfast, (1, 32), {}, "n"),
     ("torch EmbeddingBag", run_torch, (1, 32), {}, "torch_n"),
     ("rows floor", run_rows_floor, (1,), {}, "n"),
+    ("rows pass", run_rows_pass, (1,), {}, "n"),
+    ("rows pass, prefetched", run_rows_pass, (1,), {"prefetch": True}, "n"),
     ("sklearn MLPClassifier", run_sklearn, (32,), {}, "sklearn_n"),
     ("VW --nn 64 (text)", run_vw, (1,), {}, "torch_n"),
     ("VW --nn 64 (parsed)", run_vw, (1,), {"parsed": True}, "torch_n"),
@@ -207,7 +220,7 @@ CONTENDERS = [
 
 
 def available(name):
-    if name == "rows floor":            # needs a C compiler
+    if name.startswith("rows "):        # needs a C compiler
         from cref import build as cref_build
         try:
             cref_build.load("float32")
@@ -252,8 +265,8 @@ def run(args):
                 n = min(args.n, getattr(args, budget))
                 for batch in batches:
                     key = (cname, batch)
-                    if (key in best and cname not in ("bpfast", "rows floor") and _rep > 0
-                            and not args.all_reps):
+                    slow_peer = not (cname == "bpfast" or cname.startswith("rows "))
+                    if key in best and slow_peer and _rep > 0 and not args.all_reps:
                         continue               # the slow peers: one round unless --all-reps
                     done, seconds, acc = fn(X_train[:n], y_train[:n], X_test, y_test, batch,
                                             args.seed, **kw)
@@ -292,6 +305,12 @@ def summary(rows):
                 out[f"memory floor at {d}, us per sample"] = 1e6 * floor[d]
         out["2^18 / 2^12 at batch 1 if the extra traffic overlaps nothing"] = (
             t12 / (t12 + floor["hashed 2^18"] - floor["hashed 2^12"]))
+    # The same ratio for loops that do only the first layer's rows: the fall
+    # of a kernel with no other work to hide the memory time behind.
+    for model in ("rows pass", "rows pass, prefetched"):
+        if ("hashed 2^12", model, 1) in get and ("hashed 2^18", model, 1) in get:
+            out[f"{model} 2^18 / 2^12"] = (get[("hashed 2^18", model, 1)]
+                                           / get[("hashed 2^12", model, 1)])
     for data in widths + ["one-hot 20x500"]:
         for model, batch in (("torch EmbeddingBag", 1), ("torch EmbeddingBag", 32),
                              ("sklearn MLPClassifier", 32), ("VW --nn 64 (text)", 1),

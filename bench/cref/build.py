@@ -219,6 +219,8 @@ class CReference:
         lib.mlp_ref_train_epoch.restype = ctypes.c_int
         lib.mlp_ref_rows_floor.argtypes = [ptr, i64, ptr, ptr, i64]
         lib.mlp_ref_rows_floor.restype = None
+        lib.mlp_ref_rows_pass.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ctypes.c_int]
+        lib.mlp_ref_rows_pass.restype = ctypes.c_int
         if lib.mlp_ref_real_size() != self.dtype.itemsize:
             raise BuildError(f"{self.path}: built for another precision than {dtype}")
         self._lib = lib
@@ -269,6 +271,28 @@ class CReference:
         """Seconds the C loop takes to read and write back one value per cache
         line of every row of W that the CSR rows of X list (see
         mlp_ref_rows_floor in mlp_ref.c): the memory floor of per-sample SGD."""
+        indices, indptr = self._csr(W, X)
+        start = time.perf_counter()
+        self._lib.mlp_ref_rows_floor(W.ctypes.data, W.shape[1], indices.ctypes.data,
+                                     indptr.ctypes.data, X.shape[0])
+        return time.perf_counter() - start
+
+    def rows_pass(self, W, X, prefetch):
+        """Seconds the C loop takes for the first layer's row work of
+        per-sample SGD on the CSR rows of X (see mlp_ref_rows_pass in
+        mlp_ref.c), with or without the next sample's rows prefetched."""
+        indices, indptr = self._csr(W, X)
+        data = np.ascontiguousarray(X.data, dtype=self.dtype)
+        if W.shape[1] > 1024:
+            raise ValueError(f"W: at most 1024 columns; got {W.shape[1]}")
+        start = time.perf_counter()
+        self._lib.mlp_ref_rows_pass(W.ctypes.data, W.shape[1], indices.ctypes.data,
+                                    indptr.ctypes.data, data.ctypes.data, X.shape[0],
+                                    int(bool(prefetch)))
+        return time.perf_counter() - start
+
+    def _csr(self, W, X):
+        """X's CSR arrays as int32, checked against W's rows (the C loops trust them)."""
         self._check(W, "W", W.shape if W.ndim == 2 else (-1, -1))
         indices = np.ascontiguousarray(X.indices, dtype=np.int32)
         indptr = np.ascontiguousarray(X.indptr, dtype=np.int32)
@@ -276,10 +300,7 @@ class CReference:
             raise ValueError(f"X: expected column indices below {W.shape[0]}")
         if indptr.shape != (X.shape[0] + 1,) or indptr[0] != 0 or indptr[-1] != indices.size:
             raise ValueError("X: inconsistent CSR arrays")
-        start = time.perf_counter()
-        self._lib.mlp_ref_rows_floor(W.ctypes.data, W.shape[1], indices.ctypes.data,
-                                     indptr.ctypes.data, X.shape[0])
-        return time.perf_counter() - start
+        return indices, indptr
 
     def _check(self, arr, name, shape):
         if not isinstance(arr, np.ndarray) or arr.dtype != self.dtype \

@@ -584,3 +584,49 @@ void mlp_ref_rows_floor(real *W, int64_t width, const int32_t *indices,
                 row[o] += (real)1e-30;
         }
 }
+
+/* The first layer's row work of per-sample SGD on sparse rows, and no more
+ * (bench/sparse.py, "rows pass"): for each of the n CSR rows (indptr,
+ * indices: int32, every index < the rows of W; data: its values), the
+ * forward pass z = sum_k a_k W[j_k, :], then each listed row updated from
+ * it, W[j_k, :] -= 1e-6 a_k z (a stand-in for the error signal).  With
+ * `prefetch`, the rows the next CSR row lists are prefetched, one per row of
+ * this sample's forward loop (a burst would fill the miss buffers).  Any
+ * learner does at least this per sample, so how this loop's rate falls from
+ * a narrow W to a wide one is the fall of a kernel that does little else:
+ * the memory time is hidden only behind work that does not wait for it.
+ * Returns 0, or -1 for a width over 1024. */
+int mlp_ref_rows_pass(real *W, int64_t width, const int32_t *indices, const int32_t *indptr,
+                      const real *data, int64_t n, int prefetch)
+{
+    real z[1024];
+    if (width > 1024)
+        return -1;
+    for (int64_t s = 0; s < n; s++) {
+        const int32_t lo = indptr[s], hi = indptr[s + 1];
+        const int32_t next_hi = s + 1 < n ? indptr[s + 2] : hi;
+        int32_t q = hi;                  /* the next row's entries: hi .. next_hi */
+        for (int64_t i = 0; i < width; i++)
+            z[i] = 0;
+        for (int32_t k = lo; k < hi; k++) {
+            const real *row = W + (int64_t)indices[k] * width;
+            const real a = data[k];
+            for (int64_t i = 0; i < width; i++)
+                z[i] += a * row[i];
+#if defined(__GNUC__) || defined(__clang__)
+            if (prefetch && q < next_hi) {
+                const char *p = (const char *)(W + (int64_t)indices[q++] * width);
+                for (int64_t o = 0; o < width * (int64_t)sizeof(real); o += 64)
+                    __builtin_prefetch(p + o);
+            }
+#endif
+        }
+        for (int32_t k = lo; k < hi; k++) {
+            real *row = W + (int64_t)indices[k] * width;
+            const real a = (real)1e-6 * data[k];
+            for (int64_t i = 0; i < width; i++)
+                row[i] -= a * z[i];
+        }
+    }
+    return 0;
+}
