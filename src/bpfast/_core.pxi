@@ -201,7 +201,8 @@ cdef struct Ahead:
 
 
 cdef inline void fetch_ahead(Ahead* p, Py_ssize_t n_rows) noexcept nogil:
-    """Prefetch the next n_rows rows of p (fewer at its end), every cache line.
+    """Prefetch the next n_rows rows of p (-1: p.quota of them; fewer at its
+    end), every cache line; p may be NULL.
 
     A wide W[0] (2^18 features x 64 floats is 64 MiB) lives in memory, and
     a sample's rows are scattered: each is a miss.  Fetched on demand in the
@@ -214,6 +215,8 @@ cdef inline void fetch_ahead(Ahead* p, Py_ssize_t n_rows) noexcept nogil:
     cdef Py_ssize_t k, c, stop, j
     if p == NULL or p.idx == NULL:
         return
+    if n_rows < 0:
+        n_rows = p.quota
     stop = p.done + n_rows if p.done + n_rows < p.m else p.m
     for k in range(p.done, stop):
         j = (<const int64_t*>p.idx)[k] if p.wide else (<const int32_t*>p.idx)[k]
@@ -483,8 +486,7 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
 
     Four input rows per pass over z (add_four); each z_i still adds its
     terms in list order, so the result is bit-identical to one row at a time.
-    Each pass also asks for ahead.quota rows of the next sample (ahead may
-    be NULL).
+    Each pass also asks for ahead.quota rows of the next sample.
     """
     cdef Py_ssize_t i, k = 0
     cdef const floating* W0
@@ -508,7 +510,7 @@ cdef inline void add_rows(floating* z, const floating* W, Py_ssize_t width,
         W2 = W + idx[k + 2] * width
         W3 = W + idx[k + 3] * width
         add_four(z, width, a0, W0, a1, W1, a2, W2, a3, W3)
-        fetch_ahead(ahead, ahead.quota if ahead != NULL else 0)
+        fetch_ahead(ahead, -1)
         k += 4
     while k < m:
         a0 = v[idx[k]] if gather else v[k]
@@ -552,7 +554,7 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
     dense batch's sum is the same whether its rows go by tiles or not;
     otherwise (a fused step) the product is rounded before it is scaled,
     so that the step is the gradient's, times the scale.  Each row also
-    asks for ahead.quota rows of the next sample (ahead may be NULL).
+    asks for ahead.quota rows of the next sample.
     """
     cdef Py_ssize_t i, k
     cdef floating a_k
@@ -565,7 +567,7 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
                 out_j[i] += a_k * d[i]
         else:
             add_scaled(out_j, width, a_k, d, scale)
-        fetch_ahead(ahead, ahead.quota if ahead != NULL else 0)
+        fetch_ahead(ahead, -1)
 
 
 cdef void forward(const Net* net, const floating* params, const Row* x,
