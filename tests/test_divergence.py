@@ -126,6 +126,22 @@ def test_huge_lr_restores_parameters_and_momentum_of_the_epoch_start(dtype):
     assert net.loss(X, Y) < loss_before
 
 
+def test_divergence_without_momentum_keeps_the_momentum_buffer_it_never_wrote():
+    """fit's own SGD keeps its momentum buffer between calls; a plain-SGD epoch
+    (momentum 0) neither writes nor snapshots it, and a diverging one leaves it
+    as it was while the parameters go back to the epoch's start."""
+    net = bpfast.MLP([3, 8, 2], "relu", "identity", "mse", seed=0)
+    X, Y = _regression_data()
+    net.fit(X, Y, epochs=1, lr=0.01, momentum=0.9, progress=False)
+    net.fit(X, Y, epochs=1, lr=0.01, progress=False)
+    params, velocity = net._params.copy(), net._velocity.copy()
+    assert np.any(velocity != 0)
+    with pytest.raises(bpfast.DivergenceError):
+        net.fit(100 * X, 1e4 * Y, epochs=3, lr=1e6, progress=False)
+    np.testing.assert_array_equal(net._params, params)
+    np.testing.assert_array_equal(net._velocity, velocity)
+
+
 def test_divergence_with_batches_and_threads_restores_the_epoch_start(monkeypatch):
     """Minibatches split over threads: the good chunks of the diverging epoch are undone too."""
     net = _linear_net()

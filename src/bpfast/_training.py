@@ -111,6 +111,7 @@ class Fit:
             opt._bind(net)      # last: a network it does not belong to is a ValueError
         self.rng = net._rng if seed is None else np.random.default_rng(seed)
         self.workers = net._worker_choice
+        self.restore_point = None    # each epoch's copy of the parameters, one buffer
 
     def _check_hogwild(self):
         """Hogwild runs the fused per-sample plain SGD step only."""
@@ -159,7 +160,8 @@ class Fit:
         batch = min(self.batch_size, n)
         threads = self.n_threads if self.hogwild else min(self.n_threads, batch)
         order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.intp)
-        saved = (net._snapshot(), opt._snapshot())
+        saved = (net._snapshot(into=self.restore_point), opt._snapshot())
+        self.restore_point = saved[0]
         w = self.sample_weight
         w_seen = 0.0
         lr = opt.lr

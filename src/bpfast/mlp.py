@@ -327,9 +327,16 @@ class MLP:
                                       _EMPTY_F64 if batch_sq is None else batch_sq,
                                       state, counters, hogwild=hogwild, n_workers=n_workers)
 
-    def _snapshot(self):
-        """An opaque copy of the parameters, for `_restore` (taken under the lock)."""
+    def _snapshot(self, into=None):
+        """An opaque copy of the parameters, for `_restore` (taken under the lock).
+
+        into: an earlier snapshot of this network, overwritten instead of a new
+        copy (fit takes one per epoch: for a wide first layer that is tens of
+        MB, and a fresh buffer costs its page faults every time)."""
         with self._lock:
+            if into is not None and into.shape == self._params.shape:
+                np.copyto(into, self._params)
+                return into
             return self._params.copy()
 
     def _restore(self, snapshot):

@@ -118,6 +118,11 @@ class Optimizer:
         """The value a slot starts at."""
         return 0.0
 
+    def _written_slots(self):
+        """How many state rows (the first ones) a step writes: all of them, unless
+        a rule keeps a slot it does not use."""
+        return len(self._slots())
+
     @property
     def _row_sparse(self):
         """True when a step on sparse rows changes only the rows of W[0] they
@@ -224,14 +229,17 @@ class Optimizer:
         return float(pending[0].get("step", 1.0))
 
     def _snapshot(self):
-        """A copy of the state and lr, for `_restore` (DivergenceError, rejected calls)."""
-        state = None if self._state is None else self._state.copy()
+        """A copy of the state and lr, for `_restore` (DivergenceError, rejected calls):
+        of the state, the rows a step writes (see `_written_slots`)."""
+        state = None if self._state is None else self._state[:self._written_slots()].copy()
         return (state, self._counters.copy(), self._lr)
 
     def _restore(self, snapshot):
         state, counters, lr = snapshot
-        if state is not None and self._state is not None and state.shape == self._state.shape:
-            self._state[...] = state
+        if (state is not None and self._state is not None
+                and state.shape[1:] == self._state.shape[1:]
+                and state.shape[0] <= self._state.shape[0]):
+            self._state[:state.shape[0]] = state
         else:
             self._state = state
         self._counters[...] = counters
@@ -347,6 +355,10 @@ class SGD(Optimizer):
 
     def _slots(self):
         return ("momentum_buffer",) if self.momentum != 0 or self._keep_buffer else ()
+
+    def _written_slots(self):
+        # the network's own SGD keeps its buffer at momentum 0, and never writes it then
+        return 1 if self.momentum != 0 else 0
 
     @property
     def _row_sparse(self):
