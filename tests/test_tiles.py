@@ -12,7 +12,7 @@ import pytest
 import bpfast
 from bpfast import _layout, optim
 
-TILES = (2, 3, 5, 16, 40)       # 40: beyond the kernel's most (16), which it clamps to
+TILES = (2, 3, 5, 16, 32, 40)   # 40: beyond the kernel's most (32), which it clamps to
 
 
 def make_net(tile, monkeypatch, layers, dtype, **kw):

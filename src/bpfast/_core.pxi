@@ -118,7 +118,7 @@ cdef enum:
     SPEC_HEADER = 6
     LANES = 8                 # the block of a row the inner loops keep in registers
     AHEAD_MIN_BYTES = 1 << 21 # a W[0] this large has its rows fetched a sample ahead
-    MAX_TILE = 16             # the most samples a tile holds (bits of a mark_tile mask)
+    MAX_TILE = 32             # the most samples a tile holds (bits of a mark_tile mask)
     FINITE_LANES = 32         # independent sums of finite(): 4 AVX2 registers of float32
 
 cdef extern from *:
@@ -649,7 +649,7 @@ cdef double sample_loss(const Net* net, const floating* z, const floating* a,
                 m = z_L[k]
         log_sum = 0
         for k in range(n):
-            log_sum += exp(<double>z_L[k] - m)
+            log_sum += fast_exp(<double>z_L[k] - m)
         log_sum = m + log(log_sum)
         for k in range(n):
             if y[k] != 0:
@@ -893,16 +893,17 @@ cdef inline const floating* target(const Net* net, const floating* Y,
 
 
 cdef inline Py_ssize_t mark_tile(const int32_t* nz, Py_ssize_t m, Py_ssize_t q,
-                                 int32_t* mark, int32_t* rows, Py_ssize_t count) noexcept nogil:
+                                 uint32_t* mark, int32_t* rows, Py_ssize_t count) noexcept nogil:
     """Tile sample q uses the rows nz[:m] of W[0]: set bit q of their marks,
     appending each row not yet marked to rows[count:] (branch-free: every
     row is written at rows[count], so rows needs one slot beyond n0)."""
     cdef Py_ssize_t k, j
+    cdef uint32_t bit = (<uint32_t>1) << q
     for k in range(m):
         j = nz[k]
         rows[count] = <int32_t>j
         count += mark[j] == 0
-        mark[j] |= 1 << q
+        mark[j] |= bit
     return count
 
 
@@ -945,17 +946,18 @@ cdef inline void add_terms(floating* out_j, Py_ssize_t width, const floating* a,
 
 
 cdef void tile_outer(const Net* net, floating* out, const floating* const* xs,
-                     Py_ssize_t n_tile, const int32_t* rows, Py_ssize_t count,
-                     int32_t* mark, const floating* deltas) noexcept nogil:
+                     const int32_t* rows, Py_ssize_t count, uint32_t* mark,
+                     const floating* deltas) noexcept nogil:
     """out's W[0] += the gradients x_q delta[0]_q^T of the samples q of a tile
     (inputs xs[q], delta[0] at deltas + q * width[0]), row by row: each row
     of the gradient the tile touches is read and written once per four of
     its samples instead of once per sample, the terms added in tile order,
     each as add_outer adds it, so the sum is bit-identical to sample by
-    sample.  Clears the marks it reads (see mark_tile).
+    sample.  A row's samples are the set bits of its mark, taken lowest
+    first; the marks are cleared (see mark_tile).
     """
     cdef Py_ssize_t k, q, c, j, width = net.width[0]
-    cdef int32_t mask
+    cdef uint32_t mask
     cdef floating a[MAX_TILE]
     cdef const floating* d[MAX_TILE]
     for k in range(count):
@@ -963,10 +965,12 @@ cdef void tile_outer(const Net* net, floating* out, const floating* const* xs,
         mask = mark[j]
         mark[j] = 0
         c = 0
-        for q in range(n_tile):        # the tile's samples with x_q[j] != 0, in order
+        while mask != 0:               # the tile's samples with x_q[j] != 0, in order
+            q = ctz64(mask)
             a[c] = xs[q][j]
             d[c] = deltas + q * width
-            c += (mask >> q) & 1
+            c += 1
+            mask &= mask - 1
         add_terms(out + net.w_off[0] + j * width, width, a, d, c)
 
 
@@ -1005,7 +1009,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef bint tiled = X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1
     cdef floating* deltas = ws + net.tile_off
     cdef int32_t* rows = <int32_t*>(deltas + net.tile * width0)
-    cdef int32_t* mark = rows + net.size[0] + 1     # rows: n0 and a slot to write ahead into
+    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)  # rows: n0 and a slot to write ahead into
     cdef const floating* xs[MAX_TILE]
     cdef Ahead ahead
     for r in range(lo, hi):
@@ -1037,7 +1041,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
             memcpy(deltas + q * width0, delta + net.u_off[0], width0 * sizeof(floating))
             q += 1
             if q == net.tile or r == hi - 1:
-                tile_outer(net, grad, xs, q, rows, count, mark, deltas)
+                tile_outer(net, grad, xs, rows, count, mark, deltas)
                 q = 0
                 count = 0
             continue
@@ -1223,13 +1227,27 @@ cdef inline const floating* weights_or_null(const floating[::1] w) noexcept nogi
 
 
 cdef inline double squared_weights(const Net* net, const floating* params) noexcept nogil:
-    """sum over l of ||W[l]||² (weights only; the pads are zero), in double."""
-    cdef Py_ssize_t l, k
-    cdef double acc = 0
+    """sum over l of ||W[l]||² (weights only; the pads are zero), in double,
+    in eight independent sums (as dot does: one chain of adds would not
+    vectorise, and this runs over every weight once per minibatch)."""
+    cdef Py_ssize_t l, k, c, hi
+    cdef double acc[8]
+    cdef double v
+    for c in range(8):
+        acc[c] = 0
     for l in range(net.L):
-        for k in range(net.w_off[l], net.b_off[l]):
-            acc += <double>params[k] * <double>params[k]
-    return acc
+        k = net.w_off[l]
+        hi = net.b_off[l]
+        while k + 8 <= hi:
+            for c in range(8):
+                v = <double>params[k + c]
+                acc[c] += v * v
+            k += 8
+        while k < hi:
+            v = <double>params[k]
+            acc[0] += v * v
+            k += 1
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 
 
 cdef inline floating* rows_or_null_mut(floating[:, ::1] A) noexcept nogil:

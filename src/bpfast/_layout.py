@@ -19,7 +19,7 @@ LOSS_OUTPUTS = {"cross_entropy": ("softmax", "sigmoid"), "poisson": ("exp",)}
 SPEC_HEADER = 6
 # Samples whose gradients of W[0] a dense minibatch sums row by row at once
 # (the kernel's "tiles", see accumulate in _core.pxi; at most its MAX_TILE).
-TILE = 16
+TILE = 32
 
 
 def padded(n, lanes=8):
