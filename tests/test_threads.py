@@ -97,3 +97,38 @@ def test_the_choice_lives_in_the_network(monkeypatch):
     chunks = net._worker_choice.chunks
     net.fit(X, y, epochs=1, batch_size=8, n_threads=2, progress=False, lr=0.1)
     assert net._worker_choice.chunks > chunks
+
+
+@pytest.mark.parametrize("n", [96, 97, 98])    # last batch of 32, 1 or 2 samples
+def test_threads_sum_in_order_and_leave_the_gradient_rows_zero(dtype, n):
+    """The threads' slices of a batch are summed before its step: the step is
+    the plain sum of the slices' gradients, and every gradient row is zero
+    after the call (sparse rows rely on that), whatever the last batch's size
+    (here 32, 1 or 2 samples: as many threads, or fewer)."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(n, 10)).astype(dtype)
+    y = rng.integers(0, 3, size=n)
+    order = np.arange(n, dtype=np.intp)
+    net = bpfast.MLP([10, 12, 3], "tanh", "softmax", "cross_entropy", dtype=dtype, seed=1)
+    start = params_snapshot(net)
+    targets = as_targets(y, n, 3, net.dtype, False)
+    with net._lock:
+        net._train(X, targets, order, 32, optim.SGD(lr=0.1), n_threads=3)
+        grad = net._workspace(3)[0]
+    assert not np.any(grad)
+    # The reference: per batch, the slices' gradient sums in NumPy, one SGD step.
+    ref = bpfast.MLP([10, 12, 3], "tanh", "softmax", "cross_entropy", dtype=dtype, seed=1)
+    for lo in range(0, n, 32):
+        hi = min(lo + 32, n)
+        k = min(3, hi - lo)
+        cuts = [lo + t * (hi - lo) // k for t in range(k + 1)]
+        grads = [ref.gradients(X[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        for l in range(2):
+            for part in range(2):
+                total = sum(g[part][l] * (b - a) for g, a, b in zip(grads, cuts[:-1], cuts[1:]))
+                target = ref.weights[l] if part == 0 else ref.biases[l]
+                target -= 0.1 * total / (hi - lo)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip(net.weights + net.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    assert not np.array_equal(net.weights[0], start[0])      # it trained
