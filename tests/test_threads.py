@@ -100,7 +100,7 @@ def test_the_choice_lives_in_the_network(monkeypatch):
 
 
 @pytest.mark.parametrize("n", [96, 97, 98])    # last batch of 32, 1 or 2 samples
-def test_threads_sum_in_order_and_leave_the_gradient_rows_zero(dtype, n):
+def test_threads_sum_the_slices_and_leave_the_gradient_rows_zero(dtype, n):
     """The threads' slices of a batch are summed before its step: the step is
     the plain sum of the slices' gradients, and every gradient row is zero
     after the call (sparse rows rely on that), whatever the last batch's size

@@ -1028,7 +1028,8 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef bint tiled = X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1
     cdef floating* deltas = ws + net.tile_off
     cdef int32_t* rows = <int32_t*>(deltas + net.tile * width0)
-    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)  # rows: n0 and a slot to write ahead into
+    # rows: n0 and a slot to write ahead into; then one mark per row of W[0]
+    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
     cdef const floating* xs[MAX_TILE]
     cdef Ahead ahead
     for r in range(lo, hi):
