@@ -717,6 +717,50 @@ cdef void output_delta(const Net* net, const floating* z, const floating* a,
             d_L[k] = (a_L[k] - y[k]) * derivative(code, z_L[k], a_L[k])
 
 
+cdef inline void back_propagate(const Net* net, const floating* params, const floating* z,
+                                const floating* a, floating* delta,
+                                Py_ssize_t l) noexcept nogil:
+    """delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j), for l >= 1, from W[l]
+    as it is: the chain rule through one layer, reading W[l] and writing
+    nothing but delta[l-1]."""
+    cdef Py_ssize_t j, n_in = net.size[l], width = net.width[l]
+    cdef const floating* W = params + net.w_off[l]
+    cdef const floating* d_l = delta + net.u_off[l]
+    cdef floating* d_prev = delta + net.u_off[l - 1]
+    derivatives(net.act[l - 1], z + net.u_off[l - 1], a + net.u_off[l - 1], d_prev,
+                n_in)                                   # f'(z[l]) first, then
+    for j in range(n_in):                               # (W[l]^T delta[l]) f'
+        d_prev[j] = chain(W + j * width, d_l, width, d_prev[j])
+
+
+cdef inline void add_layer_gradient(const Net* net, const Row* x, const floating* a,
+                                    const floating* delta, const int32_t* nz, floating* out,
+                                    floating scale, Ahead* ahead, Py_ssize_t l) noexcept nogil:
+    """out's W[l] += scale * delta[l] a[l]^T (the rows of a[l]'s nonzero
+    inputs) and b[l] += scale * delta[l]: one layer's gradient, or its fused
+    step when out is params itself."""
+    cdef Py_ssize_t i, width = net.width[l]
+    cdef const floating* d_l = delta + net.u_off[l]
+    cdef floating* out_b = out + net.b_off[l]
+    cdef const floating* a_prev = a + net.u_off[l - 1] if l > 0 else <const floating*>x.x
+    cdef const int32_t* nz_l
+    for i in range(width):
+        out_b[i] += scale * d_l[i]
+    if l == 0 and x.idx != NULL:
+        if ahead != NULL:
+            ahead.quota = (ahead.m - ahead.done) // (x.m + 1) + 1
+        if x.wide:
+            add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
+                      False, d_l, scale, ahead)
+        else:
+            add_outer(out + net.w_off[0], width, <const int32_t*>x.idx, a_prev, x.m,
+                      False, d_l, scale, ahead)
+    else:
+        nz_l = nz + net.nz_off[l]
+        add_outer(out + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, nz_l[0],
+                  True, d_l, scale, NULL)
+
+
 cdef void backward(const Net* net, const floating* params, const Row* x,
                    const floating* z, const floating* a, floating* delta,
                    const int32_t* nz, floating* out, floating scale,
@@ -732,46 +776,11 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
     W[0] not yet asked for, spread over W[0]'s rows here, if any (see
     fetch_ahead).
     """
-    cdef Py_ssize_t l, i, j, n_in, width, code = 0
-    cdef const int32_t* nz_l
-    cdef const floating* W
-    cdef const floating* a_prev
-    cdef const floating* z_prev = NULL
-    cdef const floating* d_l
-    cdef floating* d_prev = NULL
-    cdef floating* out_b
+    cdef Py_ssize_t l
     for l in range(net.L - 1, -1, -1):
-        n_in = net.size[l]
-        width = net.width[l]
-        W = params + net.w_off[l]
-        out_b = out + net.b_off[l]
-        d_l = delta + net.u_off[l]
         if l > 0:
-            a_prev = a + net.u_off[l - 1]
-            z_prev = z + net.u_off[l - 1]
-            d_prev = delta + net.u_off[l - 1]
-            code = net.act[l - 1]
-        else:
-            a_prev = <const floating*>x.x
-        for i in range(width):
-            out_b[i] += scale * d_l[i]
-        if l > 0:
-            derivatives(code, z_prev, a_prev, d_prev, n_in)     # f'(z[l]) first, then
-            for j in range(n_in):                               # (W[l]^T delta[l]) f'
-                d_prev[j] = chain(W + j * width, d_l, width, d_prev[j])
-        if l == 0 and x.idx != NULL:
-            if ahead != NULL:
-                ahead.quota = (ahead.m - ahead.done) // (x.m + 1) + 1
-            if x.wide:
-                add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
-                          False, d_l, scale, ahead)
-            else:
-                add_outer(out + net.w_off[0], width, <const int32_t*>x.idx, a_prev, x.m,
-                          False, d_l, scale, ahead)
-        else:
-            nz_l = nz + net.nz_off[l]
-            add_outer(out + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, nz_l[0],
-                      True, d_l, scale, NULL)
+            back_propagate(net, params, z, a, delta, l)
+        add_layer_gradient(net, x, a, delta, nz, out, scale, ahead, l)
     if ahead != NULL:
         fetch_ahead(ahead, ahead.m)
 
