@@ -36,6 +36,8 @@ from libc.string cimport memcpy
 
 import numpy as np
 
+from bpfast._layout import aligned_zeros     # every SIMD buffer starts a cache line
+
 cdef extern from "Python.h":
     # With a NULL exception, a huge integer is clipped (then out of range).
     Py_ssize_t index_clipped "PyNumber_AsSsize_t"(object o, void* exc) except? -1
@@ -155,14 +157,14 @@ cdef class OneSample:
         # The rollback copy has room for the parameters and three state slots.
         if self.is_double:
             self.params_d = params
-            self.ws_d = np.zeros(ws_len, dtype=dtype)
-            self.grad_d = np.zeros(n, dtype=dtype)
-            self.backup_d = np.empty(4 * n, dtype=dtype)
+            self.ws_d = aligned_zeros(ws_len, dtype)
+            self.grad_d = aligned_zeros(n, dtype)
+            self.backup_d = aligned_zeros(4 * n, dtype)
         else:
             self.params_f = params
-            self.ws_f = np.zeros(ws_len, dtype=dtype)
-            self.grad_f = np.zeros(n, dtype=dtype)
-            self.backup_f = np.empty(4 * n, dtype=dtype)
+            self.ws_f = aligned_zeros(ws_len, dtype)
+            self.grad_f = aligned_zeros(n, dtype)
+            self.backup_f = aligned_zeros(4 * n, dtype)
         self.y_row = np.empty(1, dtype=dtype)
 
     # ------------------------------------------------------------ the sample
