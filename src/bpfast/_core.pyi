@@ -88,9 +88,23 @@ class OneSample:
         """The class of one sample x, or None."""
     def sgd_step(self, x: object, y: object, lr: object, lock: _Lock) -> float | None:
         """One plain SGD step on one sample; the loss before it, or None."""
-    def step(self, x: object, y: object, rule_code: int, hyper: object, state: object,
-             counters: object, lock: _Lock) -> float | None:
-        """One step of an optimizer's rule on one sample; the loss before it, or None."""
+    def step(self, x: object, y: object, rule: object, lock: _Lock) -> float | None:
+        """One step of an optimizer's rule (a StepRule) on one sample; the loss
+        before it, or None."""
+
+@disjoint_base
+class StepRule:
+    """An optimizer's rule as OneSample.step takes it, checked once.
+
+    usable is False for what the short way leaves to the general path.
+    """
+
+    usable: bool
+    def __new__(cls, rule_code: int,
+                hyper: NDArray[np.float64],          # IN, kept: the rule reads it
+                state: NDArray[np.float32] | NDArray[np.float64],   # IN/OUT, (n_slots, n)
+                counters: NDArray[np.float64],       # IN/OUT, [step count]
+                ) -> StepRule: ...   # Cython's __cinit__
 
 # For the tests of the cdef helpers (activation and derivative codes of
 # bpfast._layout.ACTIVATIONS).

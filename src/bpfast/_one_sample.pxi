@@ -278,41 +278,32 @@ cdef class OneSample:
         hyper[H_MEAN_DECAY] = 0
         hyper[H_ARGS] = hyper[H_ARGS + 1] = hyper[H_ARGS + 2] = hyper[H_ARGS + 3] = 0  # no momentum
         cdef Rule rule = make_rule(RULE_SGD, hyper, self.net.n_params, 0)
-        return self.update(x, y, &rule, True, None, &counter, lock)
+        return self.update(x, y, &rule, True, NULL, 0, &counter, lock)
 
-    def step(self, x, y, int rule_code, hyper, state, counters, lock):
-        """One step of an optimizer's rule (its `_kernel_args`) on one sample x;
-        the loss before it, or None."""
-        cdef Py_ssize_t n = self.net.n_params, n_hyper = size_of(hyper)
-        cdef Py_ssize_t n_slots = rows_of(state)
-        # SparseAdam's lazy rows are the general path's (train: update_touched)
-        if not (rule_code != RULE_SPARSE_ADAM and rule_args(rule_code) >= 0
-                and n_hyper >= H_ARGS + rule_args(rule_code)
-                and is_vector(hyper, cnp.NPY_DOUBLE, n_hyper)
-                and is_vector(counters, cnp.NPY_DOUBLE, 1)
-                and 0 <= n_slots <= 3 and is_matrix(state, self.typenum, n_slots, n)
-                and n_slots >= rule_slots(rule_code,
-                                          <const double*>data(hyper) + H_ARGS)):
+    def step(self, x, y, rule, lock):
+        """One step of an optimizer's rule (a StepRule made from its
+        `_kernel_args`) on one sample x; the loss before it, or None."""
+        if not isinstance(rule, StepRule):           # another kernel build's, say
             return None
-        cdef Rule rule = make_rule(rule_code, <const double*>data(hyper), n, n_slots)
-        cdef bint fused = (rule_code == RULE_SGD and rule.h[0] == 0 and rule.weight_decay == 0)
-        return self.update(x, y, &rule, fused, state, <double*>data(counters), lock)
+        cdef StepRule r = <StepRule>rule
+        cdef Rule copy = r.rule
+        if not (r.usable and r.n_params == self.net.n_params and r.typenum == self.typenum):
+            return None
+        return self.update(x, y, &copy, r.fused, r.state, r.state_len, r.counters, lock)
 
-    cdef object update(self, x, y, Rule* rule, bint fused, state, double* counters, lock):
+    cdef object update(self, x, y, Rule* rule, bint fused, void* sp, Py_ssize_t state_len,
+                       double* counters, lock):
+        """The step of rule on sample x with target y: sp, state_len: the
+        optimizer's state (NULL, 0: none), counters: its step count."""
         cdef int64_t label = 0
         cdef int kind
         cdef double loss
         cdef bint committed = False
-        cdef Py_ssize_t state_len = 0
         cdef const int64_t* lab
         cdef const void* yp = NULL
         cdef const void* xp
-        cdef void* sp = NULL
         if not self.sample(x):
             return None
-        if state is not None and rule.n_slots:
-            state_len = rule.n_slots * rule.stride
-            sp = cnp.PyArray_DATA(<cnp.ndarray>state)
         xp = data(x)
         lock.acquire()
         try:
@@ -333,3 +324,49 @@ cdef class OneSample:
         finally:
             lock.release()
         return loss if committed else None
+
+
+cdef class StepRule:
+    """An optimizer's rule as OneSample.step takes it, checked once.
+
+    Made from an optimizer's `_kernel_args` (rule code, hyper, state,
+    counters), which bpfast.optim keeps until an attribute of the optimizer
+    changes; so a one-sample step pays none of these checks.  It holds the
+    arrays (the rule points into hyper, the steps write state and counters
+    in place).  `usable` is False for what the short way leaves to the
+    general path: SparseAdam's lazy rows, arrays of another shape or type.
+    """
+
+    cdef Rule rule
+    cdef object hyper, state_array, counters_array
+    cdef void* state
+    cdef double* counters
+    cdef Py_ssize_t state_len, n_params
+    cdef int typenum
+    cdef readonly bint usable
+    cdef bint fused
+
+    def __cinit__(self, int rule_code, hyper, state, counters):
+        cdef Py_ssize_t n_hyper = size_of(hyper)
+        cdef Py_ssize_t n_slots = rows_of(state)
+        self.hyper, self.state_array, self.counters_array = hyper, state, counters
+        self.usable = (rule_code != RULE_SPARSE_ADAM and rule_args(rule_code) >= 0
+                       and n_hyper >= H_ARGS + rule_args(rule_code)
+                       and is_vector(hyper, cnp.NPY_DOUBLE, n_hyper)
+                       and is_vector(counters, cnp.NPY_DOUBLE, 1)
+                       and 0 <= n_slots <= 3
+                       and cnp.PyArray_TYPE(<cnp.ndarray>state) in (cnp.NPY_DOUBLE,
+                                                                    cnp.NPY_FLOAT)
+                       and is_matrix(state, cnp.PyArray_TYPE(<cnp.ndarray>state), n_slots,
+                                     cnp.PyArray_DIM(<cnp.ndarray>state, 1))
+                       and n_slots >= rule_slots(rule_code, <const double*>data(hyper) + H_ARGS))
+        if not self.usable:
+            return
+        self.n_params = cnp.PyArray_DIM(<cnp.ndarray>state, 1)
+        self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>state)
+        self.rule = make_rule(rule_code, <const double*>data(hyper), self.n_params, n_slots)
+        self.fused = (rule_code == RULE_SGD and self.rule.h[0] == 0
+                      and self.rule.weight_decay == 0)
+        self.state = cnp.PyArray_DATA(<cnp.ndarray>state) if n_slots else NULL
+        self.state_len = n_slots * self.n_params
+        self.counters = <double*>data(counters)

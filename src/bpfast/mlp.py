@@ -537,7 +537,7 @@ class MLP:
         """
         fast = getattr(opt, "_kernel_cache", None)      # an optimizer bound to a network
         if fast is not None and fast[0]() is self:
-            loss = self._one.step(X, Y, *fast[1:], self._lock)
+            loss = self._one.step(X, Y, fast[5], self._lock)
             if loss is not None:
                 return loss
         X, targets, _ = self._data(X, Y)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate
+from . import _dispatch, _validate
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "RMSprop", "Adagrad", "Rprop",
            "Adamax", "Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -77,7 +77,9 @@ class Optimizer:
     """
 
     _rule: int | None = None
-    _kernel_cache: tuple[Any, ...] | None = None   # (network weakref, code, hyper, state, counters) of the bound network
+    # (network weakref, code, hyper, state, counters, the kernel's StepRule of
+    # them) of the bound network
+    _kernel_cache: tuple[Any, ...] | None = None
 
     def __init__(self, lr: float) -> None:
         self.lr = lr
@@ -163,17 +165,20 @@ class Optimizer:
         """(rule code, hyper, state, counters) for a step of `net`, binding on first use.
 
         Built once and kept (in ``_kernel_cache``, with the network they are
-        for) until an attribute of the optimizer changes: a one-sample step
-        then costs no array construction.
+        for and the kernel's StepRule of them, checked once, which the
+        network's one-sample step takes) until an attribute of the optimizer
+        changes: a one-sample step then costs no array construction and no
+        check of them.
         """
         self._bind(net)
         cache = self._kernel_cache
         if cache is None:
             hyper = self._hyper()
             hyper.setflags(write=False)
-            cache = (self._net, self._rule, hyper, self._state, self._counters)
+            args = (self._rule, hyper, self._state, self._counters)
+            cache = (self._net, *args, _dispatch.kernel.StepRule(*args))
             object.__setattr__(self, "_kernel_cache", cache)
-        return cache[1:]
+        return cache[1:5]
 
     def _net_lock(self):
         """The lock of the bound network, under which its steps write this state
