@@ -200,6 +200,57 @@ def test_an_optimizer_of_another_network_is_still_refused():
     np.testing.assert_array_equal(other._params, before, strict=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["list", "tuple"])
+def test_a_list_or_tuple_of_floats_gives_what_its_array_gives(kind, dtype):
+    """A list or tuple of n0 Python floats is read by the kernel itself
+    (OneSample.sequence_sample): forward, predict and every update must be
+    those of the same sample as an array of the network's dtype, bit for bit,
+    in float32 too (each float rounded as NumPy rounds it)."""
+    fast = make("tanh/softmax/ce", dtype)
+    general = copy.deepcopy(fast)
+    opt_fast, opt_general = optim.Adam(lr=1e-2), optim.Adam(lr=1e-2)
+    sgd_fast, sgd_general = optim.SGD(lr=0.05), optim.SGD(lr=0.05)
+    rng = np.random.default_rng(5)
+    for k in range(8):
+        values = [float(v) for v in rng.normal(size=4) * 3]
+        seq = list(values) if kind == "list" else tuple(values)
+        x = np.array(values, dtype=dtype)
+        label = k % 3
+        assert short_way_taken(fast, seq)
+        np.testing.assert_array_equal(fast.forward(seq), general.forward(x), strict=True)
+        assert fast.predict(seq) == general.predict(x)
+        assert fast.sgd_step(seq, label, 0.1) == general.sgd_step(x, label, 0.1)
+        assert fast.step(seq, label, opt_fast) == general.step(x, label, opt_general)
+        assert fast.step(seq, label, sgd_fast) == general.step(x, label, sgd_general)
+        assert_same_state(fast, general, opt_fast, opt_general)
+    assert seq == (list(values) if kind == "list" else tuple(values))     # not written
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_list_the_kernel_does_not_take_goes_the_general_way(dtype):
+    """Items that are not all Python floats, a value that is not finite in the
+    network's dtype, or another length: the general path converts or
+    rejects, as it did before lists had a short way."""
+    net = make("tanh/softmax/ce", dtype)
+    big = 1e39                                  # finite as a double, inf as a float32
+    expected = net.forward(np.array([1.0, 0.0, -2.0, 3.0], dtype=dtype))
+    for seq in ([1, 0.0, -2.0, 3.0], [True, 0.0, -2.0, 3.0], [np.float32(1), 0.0, -2.0, 3.0]):
+        assert not short_way_taken(net, seq)
+        np.testing.assert_array_equal(net.forward(seq), expected, strict=True)
+    before = net._params.copy()
+    for seq in ([1.0, float("nan"), 0.0, 0.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0],
+                [1.0, None, 0.0, 0.0], [1.0, "2", 0.0, 0.0]):
+        with pytest.raises((ValueError, TypeError)):
+            net.sgd_step(seq, 1, 0.1)
+    if dtype == "float32":
+        with pytest.raises(ValueError, match="finite"):
+            net.sgd_step([big, 0.0, 0.0, 0.0], 1, 0.1)
+    else:
+        net.forward([big, 0.0, 0.0, 0.0])       # a finite double: fine
+    np.testing.assert_array_equal(net._params, before, strict=True)
+
+
 # ---------------------------------------------------------------- guarantees
 
 @pytest.mark.parametrize("dtype", DTYPES)

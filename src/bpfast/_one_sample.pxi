@@ -9,7 +9,9 @@
 # (ws, grad, a rollback copy) as memoryviews taken at construction, and per
 # call it reads the sample through the NumPy C API after checking, in C, what
 # a memoryview would check (1-D, this length, this dtype, native byte order,
-# aligned, C-contiguous) and that it is finite.
+# aligned, C-contiguous) and that it is finite.  A list or tuple of n0 Python
+# floats (what a stream or an environment often hands over) is read into the
+# object's own input row instead, with no NumPy array made for it.
 #
 # Each method either does the whole call or declines (returns None), having
 # changed nothing: the general path of bpfast.mlp then runs, with every
@@ -36,7 +38,9 @@
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_Check
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.math cimport sqrt
 from libc.string cimport memcpy
 
@@ -45,6 +49,8 @@ import numpy as np
 from bpfast._layout import aligned_zeros     # every SIMD buffer starts a cache line
 
 cdef extern from "Python.h":
+    bint PyList_CheckExact(object o)
+    bint PyTuple_CheckExact(object o)
     # With a NULL exception, a huge integer is clipped (then out of range).
     Py_ssize_t index_clipped "PyNumber_AsSsize_t"(object o, void* exc) except? -1
 
@@ -221,8 +227,8 @@ cdef class OneSample:
 
     cdef Net net
     cdef const Py_ssize_t[::1] spec
-    cdef double[::1] params_d, ws_d, grad_d, backup_d
-    cdef float[::1] params_f, ws_f, grad_f, backup_f
+    cdef double[::1] params_d, ws_d, grad_d, backup_d, x_d
+    cdef float[::1] params_f, ws_f, grad_f, backup_f, x_f
     cdef object y_row              # a target of one number (regression with one output)
     cdef int typenum
     cdef bint is_double, small
@@ -246,23 +252,50 @@ cdef class OneSample:
             self.ws_d = aligned_zeros(ws_len, dtype)
             self.grad_d = aligned_zeros(n, dtype)
             self.backup_d = aligned_zeros(4 * n, dtype)
+            self.x_d = aligned_zeros(self.n_in, dtype)
         else:
             self.params_f = params
             self.ws_f = aligned_zeros(ws_len, dtype)
             self.grad_f = aligned_zeros(n, dtype)
             self.backup_f = aligned_zeros(4 * n, dtype)
+            self.x_f = aligned_zeros(self.n_in, dtype)
         self.y_row = np.empty(1, dtype=dtype)
 
     # ------------------------------------------------------------ the sample
 
-    cdef inline bint sample(self, x):
-        """x is a finite (n0,) vector of the network's dtype, read in place, and
-        the network is small."""
+    cdef inline const void* array_sample(self, x):
+        """x's values when x is a finite (n0,) vector of the network's dtype
+        (read in place) and the network is small; else NULL."""
         if not (self.small and is_vector(x, self.typenum, self.n_in)):
-            return False
+            return NULL
         if self.is_double:
-            return finite(<const double*>data(x), self.n_in)
-        return finite(<const float*>data(x), self.n_in)
+            return data(x) if finite(<const double*>data(x), self.n_in) else NULL
+        return data(x) if finite(<const float*>data(x), self.n_in) else NULL
+
+    cdef inline bint is_sequence(self, x):
+        """x is a list or tuple of n0 items and the network is small: a sample
+        for sequence_sample, which reads the items (under the lock)."""
+        return self.small and ((PyList_CheckExact(x) and PyList_GET_SIZE(x) == self.n_in)
+                               or (PyTuple_CheckExact(x) and PyTuple_GET_SIZE(x) == self.n_in))
+
+    cdef const void* sequence_sample(self, x):
+        """The items of x (is_sequence) in the object's input row, in the
+        network's dtype, when each is a Python float and finite there; else
+        NULL.  The row is the object's: call under the lock."""
+        cdef Py_ssize_t k
+        cdef object v
+        cdef bint is_list = PyList_CheckExact(x)
+        for k in range(self.n_in):
+            v = <object>(PyList_GET_ITEM(x, k) if is_list else PyTuple_GET_ITEM(x, k))
+            if not PyFloat_Check(v):
+                return NULL
+            if self.is_double:
+                self.x_d[k] = PyFloat_AS_DOUBLE(v)
+            else:
+                self.x_f[k] = <float>PyFloat_AS_DOUBLE(v)      # may overflow to inf
+        if self.is_double:
+            return &self.x_d[0] if finite(&self.x_d[0], self.n_in) else NULL
+        return &self.x_f[0] if finite(&self.x_f[0], self.n_in) else NULL
 
     cdef inline int target(self, y, int64_t* label, const void** row):
         """1 for a label (written to label), 2 for a target vector (row points
@@ -298,10 +331,10 @@ cdef class OneSample:
 
     # ------------------------------------------------------------ inference
 
-    cdef void run_forward(self, x) noexcept:
+    cdef void run_forward(self, const void* x) noexcept:
         cdef Net* net = &self.net
         cdef Row row
-        row.x = data(x)
+        row.x = x
         row.idx = NULL
         row.m = net.size[0]
         row.wide = False
@@ -316,12 +349,17 @@ cdef class OneSample:
         """a[L] for one sample x as a fresh (nL,) array, or None."""
         cdef cnp.npy_intp n_out = self.n_out
         cdef Py_ssize_t start = self.net.n_units + self.off
-        if not self.sample(x):
+        cdef const void* xp = self.array_sample(x)
+        if xp == NULL and not self.is_sequence(x):
             return None
         out = cnp.PyArray_SimpleNew(1, &n_out, self.typenum)
         lock.acquire()
         try:
-            self.run_forward(x)
+            if xp == NULL:
+                xp = self.sequence_sample(x)
+                if xp == NULL:
+                    return None
+            self.run_forward(xp)
             if self.is_double:
                 memcpy(cnp.PyArray_DATA(<cnp.ndarray>out), &self.ws_d[start],
                        n_out * sizeof(double))
@@ -336,11 +374,16 @@ cdef class OneSample:
         """The class of one sample x (argmax, or a >= 0.5 for one output), or None."""
         cdef Py_ssize_t start = self.net.n_units + self.off
         cdef Py_ssize_t k
-        if not self.sample(x):
+        cdef const void* xp = self.array_sample(x)
+        if xp == NULL and not self.is_sequence(x):
             return None
         lock.acquire()
         try:
-            self.run_forward(x)
+            if xp == NULL:
+                xp = self.sequence_sample(x)
+                if xp == NULL:
+                    return None
+            self.run_forward(xp)
             if self.is_double:
                 k = predicted_class(&self.ws_d[start], self.n_out)
             else:
@@ -387,12 +430,15 @@ cdef class OneSample:
         cdef bint committed = False
         cdef const int64_t* lab
         cdef const void* yp = NULL
-        cdef const void* xp
-        if not self.sample(x):
+        cdef const void* xp = self.array_sample(x)
+        if xp == NULL and not self.is_sequence(x):
             return None
-        xp = data(x)
         lock.acquire()
         try:
+            if xp == NULL:
+                xp = self.sequence_sample(x)
+                if xp == NULL:
+                    return None
             kind = self.target(y, &label, &yp)     # under the lock: it may write y_row
             if kind == 0:
                 return None
