@@ -537,7 +537,7 @@ def test_river_features_are_a_sparse_row_when_few_and_may_appear_mid_stream():
             assert isinstance(row, _validate.SparseRows)     # few of the features: sparse
             assert row.nnz == sum(name in sparse_model._index for name in x)
         elif row is not None:
-            assert isinstance(row, np.ndarray) and row.shape == (len(sparse_model._features),)
+            assert isinstance(row, list) and len(row) == len(sparse_model._features)
         sparse_model.learn_one(x, y)
         dense_model.learn_one(x, y)
     assert sparse_model.net.layers[0] == 40

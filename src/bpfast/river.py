@@ -133,23 +133,31 @@ class _OnlineMLP(base.Base):
                 self._features.append(name)
         if not self._features:
             return False                  # nothing to learn from yet
+        shape = (len(self._features), n_out)
         if self._net is None:
             self._build(n_out)
-        elif self._shape != (len(self._features), n_out):
+        elif self._shape != shape:
             self._resize(n_out)
-        self._shape = (len(self._features), n_out)
+        self._shape = shape
         return True
 
     # ------------------------------------------------------------ features
 
     def _vector(self, x):
-        """x as the network's input: a dense (n,) vector when x holds at least
-        1/DENSE_FRACTION of the features seen so far (the one-sample fast path of
-        sgd_step and forward), else one sparse row of x's features (the rest
-        are 0), so that a call costs x's features, not every feature seen.
-        The two give the same numbers: both add the features in column order."""
+        """x as the network's input: a list of n Python floats when x holds at
+        least 1/DENSE_FRACTION of the features seen so far (the kernel reads
+        such a list itself on the one-sample short way of sgd_step and
+        forward: no NumPy array is made), else one sparse row of x's features
+        (the rest are 0), so that a call costs x's features, not every
+        feature seen.  The two give the same numbers: both add the features
+        in column order."""
         index = self._index
         n = len(self._features)
+        if len(x) == n and list(x) == self._features:    # every feature, in unit order
+            try:
+                return [*map(float, x.values())]
+            except (TypeError, ValueError, OverflowError):
+                pass         # a None (missing), or not a number: the loop below sorts it out
         dense = self.DENSE_FRACTION * len(x) >= n
         values = [0.0] * n if dense else []
         columns = []
@@ -168,7 +176,7 @@ class _OnlineMLP(base.Base):
                 columns.append(j)
                 values.append(v)
         if dense:
-            return np.array(values, dtype=self._net.dtype)
+            return values
         # in column order: the sums then do not depend on dict order
         order = sorted(range(len(columns)), key=columns.__getitem__)
         return _validate.SparseRows.row(np.array([columns[k] for k in order], dtype=np.int64),
@@ -197,8 +205,8 @@ class _OnlineMLP(base.Base):
         if self._plain_sgd:
             self._net.sgd_step(vec, target, p["lr"])
         else:
-            if isinstance(vec, np.ndarray):
-                vec = vec[None, :]                          # one (1, n) row
+            if isinstance(vec, list):
+                vec = [vec]                                 # one (1, n) row
             self._fit_rows(vec, np.asarray([target]))
 
     def _fit_rows(self, rows, targets):
