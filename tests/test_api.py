@@ -743,11 +743,11 @@ def test_pickle_round_trip_is_by_value(how, blobs, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_kernel_buffer_starts_a_cache_line(dtype):
     """The kernel's SIMD rows are whole registers long, so in a buffer that
-    starts a cache line none of its accesses straddles two (bpfast._layout's
-    aligned_zeros); NumPy alone promises 16 bytes, which made a small
-    network's step ~12% slower for half of all allocations."""
-    from bpfast import optim
-    from bpfast._layout import ALIGN
+    starts a cache line none of its accesses straddles two (the kernel's
+    aligned_zeros, _buffers.pxi); NumPy alone promises 16 bytes, which made a
+    small network's step ~12% slower for half of all allocations."""
+    from bpfast import _dispatch, optim
+    ALIGN = _dispatch.kernel.ALIGN
 
     def aligned(a, boundary=ALIGN):
         return a.ctypes.data % boundary == 0

@@ -1628,4 +1628,5 @@ def _py_derivative(Py_ssize_t code, double z, double a):
     return derivative(code, z, a)
 
 
+include "_buffers.pxi"
 include "_one_sample.pxi"

@@ -72,6 +72,18 @@ def evaluate(
 def all_finite(v: NDArray[np.float32] | NDArray[np.float64]) -> bool:
     """True when no entry of the 1-D array v is NaN or infinite."""
 
+# The kernel's buffers (_buffers.pxi): zeroed, starting on ALIGN bytes.
+ALIGN: int
+
+def aligned_zeros(shape: int | tuple[int, ...], dtype: Any) -> NDArray[Any]:
+    """A zeroed C-contiguous array whose first entry starts at an ALIGN-byte boundary."""
+def aligned_copy(a: NDArray[_F]) -> NDArray[_F]:
+    """A copy of array a in a buffer of aligned_zeros."""
+
+@disjoint_base
+class _AlignedBlock:
+    """One allocation, the base object of the array made on it."""
+
 @disjoint_base      # a cdef class: no multiple inheritance with another
 class OneSample:
     """The one-sample entry of one network: forward, predict, one update.

@@ -6,8 +6,6 @@ size[l] x size[l+1]) at `w_off[l]`, b[l] follows at `b_off[l]`.  The user sees
 W[l] through the transposed view, shape (size[l+1], size[l]).
 """
 
-import math
-
 import numpy as np
 
 # Codes shared with the kernel's enums.
@@ -24,40 +22,9 @@ SPEC_HEADER = 6
 TILE = 32
 
 
-# Where the kernel's buffers start: a cache line, and a whole SIMD register
-# of any width up to AVX-512.
-ALIGN = 64
-
-
 def padded(n, lanes=8):
     """n rounded up to a whole number of SIMD lanes."""
     return -(-n // lanes) * lanes
-
-
-def aligned_zeros(shape, dtype):
-    """A zeroed C-contiguous array whose first entry starts at an ALIGN-byte boundary.
-
-    Every buffer the kernel walks with SIMD loads and stores (parameters,
-    optimizer state, gradients, scratch) is made here.  Rows are whole SIMD
-    registers long (width[l], a multiple of 8 entries), so in an aligned
-    buffer no 32-byte access straddles two cache lines.  NumPy promises only
-    16 bytes, and at 16 a small network's float64 step on AVX2 ran ~12% slower
-    (bench/latency.py's [4, 64, 64, 2]: 4.0-4.2 us against 3.5-3.7 us, one
-    network per alignment, in one process).
-    """
-    dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    n_bytes = math.prod(shape) * dtype.itemsize
-    raw = np.zeros(n_bytes + ALIGN, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGN
-    return raw[start:start + n_bytes].view(dtype).reshape(shape)
-
-
-def aligned_copy(a):
-    """A copy of array a in a buffer of aligned_zeros."""
-    out = aligned_zeros(a.shape, a.dtype)
-    out[...] = a
-    return out
 
 
 class Layout:
@@ -97,7 +64,7 @@ class Layout:
         # samples, the rows of W[0] it touches and a bit mask per row.
         tile_off = padded(3 * units + sizes[-1] + nz_len + sizes[0])
         # whole SIMD rows, so that every row of a (n_threads, ws_len) scratch
-        # array starts aligned, as its first does (aligned_zeros)
+        # array starts aligned, as its first does (the kernel's aligned_zeros)
         self.ws_len = padded(tile_off + TILE * self.width[0] + 2 * sizes[0] + 1)
         self.spec = np.array(
             [L, LOSSES[loss], units, offset, TILE, tile_off, *sizes, *self.w_off, *self.b_off,

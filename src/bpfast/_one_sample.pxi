@@ -46,8 +46,6 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from bpfast._layout import aligned_zeros     # every SIMD buffer starts a cache line
-
 cdef extern from "Python.h":
     bint PyList_CheckExact(object o)
     bint PyTuple_CheckExact(object o)
@@ -158,7 +156,7 @@ cdef bint proven_step(const Net* net, floating* params, floating* ws, const Inpu
     for l in range(net.L - 1, 0, -1):
         back_propagate(net, params, z, a, delta, l)
     for l in range(net.L):
-        a_in = a + net.u_off[l - 1] if l > 0 else <const floating*>x.x
+        a_in = <const floating*>(a + net.u_off[l - 1]) if l > 0 else <const floating*>x.x
         size_delta = sqrt(<double>dot(delta + net.u_off[l], delta + net.u_off[l], net.width[l]))
         size_in = sqrt(<double>dot(a_in, a_in, net.size[l]))
         if not (size_delta * (lr if lr > 1 else 1.0) * (size_in if size_in > 1 else 1.0)

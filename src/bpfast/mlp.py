@@ -12,8 +12,7 @@ import numpy as np
 
 from . import _dispatch, _validate, optim
 from ._threads import WorkerChoice
-from ._layout import (HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, LOSSES, OUTPUT_ACTIVATIONS, Layout,
-                      aligned_copy, aligned_zeros)
+from ._layout import HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, LOSSES, OUTPUT_ACTIVATIONS, Layout
 from .errors import DivergenceError
 
 if TYPE_CHECKING:     # the types of the public signatures
@@ -159,7 +158,7 @@ class MLP:
         self._layout = layout
         self._dtype = dtype
         self._rng = np.random.default_rng(seed)
-        params = aligned_zeros(layout.buffer_len, dtype)      # pads stay zero
+        params = _dispatch.kernel.aligned_zeros(layout.buffer_len, dtype)      # pads stay zero
         for l in range(len(layers) - 1):
             name = init
             if init == "auto":
@@ -167,7 +166,7 @@ class MLP:
             W, b = _init_layer(self._rng, name, layers[l], layers[l + 1])
             layout.weight_views(params)[l][...] = W
             layout.bias_views(params)[l][...] = b
-        self._set_params(params, aligned_zeros(layout.buffer_len, dtype))
+        self._set_params(params, _dispatch.kernel.aligned_zeros(layout.buffer_len, dtype))
         self.history = None
 
     def _set_params(self, params, velocity):
@@ -250,7 +249,8 @@ class MLP:
         velocity = np.ascontiguousarray(state["velocity"], dtype=self._dtype)
         if params.shape != (self._layout.buffer_len,) or velocity.shape != params.shape:
             raise ValueError("MLP state: parameter buffer does not match its layers")
-        self._set_params(aligned_copy(params), aligned_copy(velocity))
+        copy = _dispatch.kernel.aligned_copy
+        self._set_params(copy(params), copy(velocity))
         self.history = state.get("history")
 
     # ------------------------------------------------------------ internal interface
@@ -270,7 +270,7 @@ class MLP:
 
     def _zeros(self, rows):
         """A zeroed (rows, buffer length) array of the network's dtype: optimizer state."""
-        return aligned_zeros((rows, self._layout.buffer_len), self._dtype)
+        return _dispatch.kernel.aligned_zeros((rows, self._layout.buffer_len), self._dtype)
 
     def _param_views(self, buffer):
         """[W[0], b[0], W[1], b[1], ...] as views of a buffer laid out like the
@@ -291,7 +291,8 @@ class MLP:
         if work is None:
             # grad starts zeroed: the kernel leaves it so after every call, and
             # on sparse rows relies on it instead of clearing all of W[0].
-            work = (aligned_zeros((n_threads, self._layout.buffer_len), self._dtype),
+            zeros = _dispatch.kernel.aligned_zeros
+            work = (zeros((n_threads, self._layout.buffer_len), self._dtype),
                     self._scratch(n_threads), np.zeros((n_threads, 2)))
             self._workspaces[n_threads] = work
         return work
@@ -394,11 +395,11 @@ class MLP:
 
     def _scratch(self, n_threads=1):
         """Kernel scratch space: z, a, delta and a target vector, one row per thread."""
-        return aligned_zeros((n_threads, self._layout.ws_len), self._dtype)
+        return _dispatch.kernel.aligned_zeros((n_threads, self._layout.ws_len), self._dtype)
 
     def _grad_buffer(self, n_threads=1):
         """A gradient buffer in the layout of the parameters, one row per thread."""
-        return aligned_zeros((n_threads, self._layout.buffer_len), self._dtype)
+        return _dispatch.kernel.aligned_zeros((n_threads, self._layout.buffer_len), self._dtype)
 
     # ------------------------------------------------------------ inference
 
