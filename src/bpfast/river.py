@@ -332,8 +332,11 @@ class BPClassifier(_OnlineMLP, base.MiniBatchClassifier):
             return {}
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
-        p = self._probabilities(self._outputs(x))
-        return {label: float(p[k]) for k, label in enumerate(self._classes)}
+        # as _probabilities, in Python floats: NumPy's reductions cost more
+        # than the network's forward pass for one sample
+        p = self._outputs(x)[:len(self._classes)].tolist()
+        total = sum(p)
+        return {label: v / total for label, v in zip(self._classes, p)}
 
     def predict_proba_many(self, X: Any) -> Any:
         import pandas as pd
