@@ -115,6 +115,9 @@ class SharedProblem:
                 "sgd_step": Update(1, lambda: net.sgd_step(x, label, LR), True, False),
                 "sgd_step batch": Update(1, lambda: net.sgd_step(x[None], [label], LR),
                                          True, False),
+                # a list of floats: read into the network's own input row
+                "sgd_step list": Update(1, lambda: net.sgd_step(x.tolist(), label, LR),
+                                        True, False),
                 "step": Update(1, lambda: net.step(x, label, opt), True, True),
                 "fit": Update(3, lambda: net.fit(self.X3, self.y3, lr=LR, **fit_kw),
                               False, False),
@@ -122,6 +125,7 @@ class SharedProblem:
         return {
             "step": Update(1, lambda: net.step(x, label, opt), True, True),
             "step batch": Update(1, lambda: net.step(x[None], [label], opt), True, True),
+            "step list": Update(1, lambda: net.step(x.tolist(), label, opt), True, True),
             "fit": Update(3, lambda: net.fit(self.X3, self.y3, optimizer=opt, **fit_kw),
                           False, True),
         }
@@ -153,6 +157,7 @@ class SharedProblem:
         reads = {
             "forward": lambda k: (net.forward(Q),),
             "forward one": lambda k: (net.forward(Q[0]),),
+            "forward one list": lambda k: (net.forward(Q[1].tolist()),),
             "predict": lambda k: (net.predict(Q),),
             "predict one": lambda k: (np.array(net.predict(Q[0])),),
             "evaluate": lambda k: tuple(np.array(v) for v in net.evaluate(Q, yQ).values()),
