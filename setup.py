@@ -30,8 +30,19 @@ DEBUG = _flag("BPFAST_DEBUG_BUILD")
 OPENMP = not _flag("BPFAST_NO_OPENMP")
 
 
+# The x86-64 builds of the kernel beside the baseline `_core`: the compiler
+# flags of each, GCC/Clang then MSVC (bpfast._dispatch picks one at import).
+# -mprefer-vector-width=512: GCC and Clang otherwise favour 256-bit vectors
+# even where AVX-512 is enabled.
+X86_BUILDS = {
+    "_core_avx2": (["-mavx2", "-mfma"], ["/arch:AVX2"]),
+    "_core_avx512": (["-mavx2", "-mfma", "-mavx512f", "-mavx512vl",
+                      "-mprefer-vector-width=512"], ["/arch:AVX512"]),
+}
+
+
 def _targets_x86_64():
-    """True when the extension is compiled for x86-64 (AVX2 variant is built)."""
+    """True when the extension is compiled for x86-64 (the X86_BUILDS are built)."""
     archflags = os.environ.get("ARCHFLAGS", "")
     if "arm64" in archflags and "x86_64" not in archflags:
         return False
@@ -39,19 +50,19 @@ def _targets_x86_64():
 
 
 class BuildExt(build_ext):
-    """Per-compiler flags: optimisation, OpenMP, and the AVX2+FMA variant."""
+    """Per-compiler flags: optimisation, OpenMP, and the x86-64 builds' instruction sets."""
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
         darwin = sys.platform == "darwin"
         for ext in self.extensions:
             cflags, ldflags = [], []
+            gcc_isa, msvc_isa = X86_BUILDS.get(ext.name.rpartition(".")[2], ([], []))
             if msvc:
                 cflags += ["/O2"]
                 if OPENMP:
                     cflags += ["/openmp"]
-                if ext.name.endswith("_avx2"):
-                    cflags += ["/arch:AVX2"]
+                cflags += msvc_isa
             else:
                 # No errno and no trapping: the kernel reads no errno and sets no
                 # floating-point traps, and with traps possible GCC keeps a
@@ -61,10 +72,10 @@ class BuildExt(build_ext):
                 if OPENMP and not darwin:
                     cflags += ["-fopenmp"]
                     ldflags += ["-fopenmp"]
-                if ext.name.endswith("_avx2"):
-                    cflags += ["-mavx2", "-mfma"]
                 if NATIVE:
                     cflags += ["-march=native"]
+                # after -march=native, which would switch off what this CPU lacks
+                cflags += gcc_isa
                 if DEBUG:
                     cflags += ["-O1", "-g", "-fno-omit-frame-pointer",
                                "-fsanitize=address,undefined"]
@@ -77,7 +88,7 @@ class BuildExt(build_ext):
 def extensions():
     names = ["_core"]
     if _targets_x86_64():
-        names.append("_core_avx2")
+        names += list(X86_BUILDS)
     common = dict(
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],

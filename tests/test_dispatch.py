@@ -1,11 +1,12 @@
 """Every installed build of the kernel computes the same network.
 
 A wheel carries the kernel more than once (bpfast._dispatch): `_core`, compiled
-for the platform's baseline instruction set, and on x86-64 `_core_avx2`,
-compiled with -mavx2 -mfma and picked at import time when the CPU has both.
-The builds share one source, so they must agree to rounding: the AVX2 build may
-contract a*b + c into one fused multiply-add (one rounding instead of two), and
-nothing else may differ.  These tests force each build in turn and compare
+for the platform's baseline instruction set, and on x86-64 `_core_avx2`
+(-mavx2 -mfma) and `_core_avx512` (AVX-512F/VL, 512-bit vectors), the best one
+the CPU runs picked at import time.  The builds share one source, so they must
+agree to rounding: the wider builds may contract a*b + c into one fused
+multiply-add (one rounding instead of two) and sum a row in another order of
+lanes, and nothing else may differ.  These tests force each build in turn and compare
 forward pass, loss, gradients and a short fit against the baseline; they also
 check the BPFAST_KERNEL switch in a fresh interpreter and that the version has
 a single source.
@@ -16,6 +17,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -117,7 +119,8 @@ def run_network(build, dtype, activation, output, loss, data):
 
 def test_available_kernels_lists_baseline_first():
     assert KERNELS[0] == "baseline"
-    assert set(KERNELS) <= {"baseline", "avx2"}
+    assert set(KERNELS) <= set(_dispatch.BUILDS)
+    assert KERNELS == [name for name in _dispatch.BUILDS if name in KERNELS]   # best last
     assert len(set(KERNELS)) == len(KERNELS)
     assert _dispatch.kernel_name in KERNELS
 
@@ -131,21 +134,51 @@ def test_default_is_best_available_unless_forced():
 @pytest.mark.parametrize("name", KERNELS)
 def test_load_kernel_returns_distinct_module_per_build(name):
     module = _dispatch.load_kernel(name)
-    expected = "bpfast._core" if name == "baseline" else "bpfast._core_avx2"
+    expected = {"baseline": "bpfast._core", "avx2": "bpfast._core_avx2",
+                "avx512": "bpfast._core_avx512"}[name]
     assert module.__name__ == expected
     for entry_point in ("train", "gradient", "evaluate", "all_finite"):
         assert callable(getattr(module, entry_point))
 
 
 def test_load_kernel_rejects_unknown_name():
-    with pytest.raises(ValueError, match=r"expected 'baseline' or 'avx2', got 'sse9'"):
+    with pytest.raises(ValueError,
+                       match=r"expected one of 'baseline', 'avx2', 'avx512', got 'sse9'"):
         _dispatch.load_kernel("sse9")
 
 
-@pytest.mark.skipif("avx2" in KERNELS, reason="the AVX2 build runs on this CPU")
-def test_load_kernel_refuses_build_that_cannot_run_here():
-    with pytest.raises(ImportError, match="avx2"):
-        _dispatch.load_kernel("avx2")
+@pytest.mark.parametrize("name", [name for name in _dispatch.BUILDS if name not in KERNELS]
+                         or [pytest.param(None, marks=pytest.mark.skip(
+                             reason="every kernel build runs on this CPU"))])
+def test_load_kernel_refuses_build_that_cannot_run_here(name):
+    with pytest.raises(ImportError, match=f"the '{name}' kernel build is not available"):
+        _dispatch.load_kernel(name)
+
+
+@pytest.mark.parametrize("name", [name for name in _dispatch.BUILDS if name not in KERNELS]
+                         or [pytest.param(None, marks=pytest.mark.skip(
+                             reason="every kernel build runs on this CPU"))])
+def test_env_forcing_a_build_this_cpu_lacks_fails_import_clearly(name):
+    """Never a silent fallback, and never an import of code the CPU cannot run
+    (an AVX-512 build's import alone is an illegal instruction elsewhere)."""
+    child = run_python("import bpfast", name)
+    assert child.returncode == 1, (child.returncode, child.stderr)
+    last_line = child.stderr.strip().splitlines()[-1]
+    assert last_line == f"ImportError: the '{name}' kernel build is not available on this CPU or install"
+
+
+def test_a_build_is_imported_only_where_the_cpu_has_its_features(monkeypatch):
+    """available_kernels reads NumPy's CPU features before it imports a build."""
+    imported = []
+    monkeypatch.setattr(_dispatch, "importlib", types.SimpleNamespace(import_module=imported.append))
+    monkeypatch.setattr(_dispatch, "_cpu_features", lambda: {"AVX2": True, "FMA3": True})
+    assert _dispatch.available_kernels() == ["baseline", "avx2"]
+    assert imported == ["bpfast._core", "bpfast._core_avx2"]
+    imported.clear()
+    monkeypatch.setattr(_dispatch, "_cpu_features", lambda: {
+        "AVX2": True, "FMA3": True, "AVX512F": True, "AVX512VL": False})
+    assert _dispatch.available_kernels() == ["baseline", "avx2"]
+    assert imported == ["bpfast._core", "bpfast._core_avx2"]
 
 
 @ONLY_BASELINE
@@ -189,11 +222,14 @@ def test_env_selects_baseline(value):
     assert child.stdout.split() == ["baseline", "bpfast._core"]
 
 
-@pytest.mark.skipif("avx2" not in KERNELS, reason="the AVX2 build does not run here")
-def test_env_selects_avx2():
-    child = run_python(REPORT, "avx2")
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.skipif(name not in KERNELS,
+                                                reason=f"the {name} build does not run here"))
+    for name in ("avx2", "avx512")])
+def test_env_selects_a_wider_build(name):
+    child = run_python(REPORT, name)
     assert child.returncode == 0, child.stderr
-    assert child.stdout.split() == ["avx2", "bpfast._core_avx2"]
+    assert child.stdout.split() == [name, _dispatch.BUILDS[name][0]]
 
 
 @pytest.mark.parametrize("kernel", [None, ""])
@@ -209,7 +245,7 @@ def test_env_invalid_value_fails_import_clearly():
     last_line = child.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ValueError")
     assert "BPFAST_KERNEL" in last_line
-    assert "'baseline' or 'avx2'" in last_line
+    assert "'baseline', 'avx2', 'avx512'" in last_line
     assert "'sse9'" in last_line
 
 

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 SOURCE_SUFFIXES = {".pyx", ".pxi", ".pxd", ".c", ".h", ".cpp"}
 KERNEL_MODULES = ["bpfast._core"]
 if platform.machine().lower() in ("x86_64", "amd64"):
-    KERNEL_MODULES.append("bpfast._core_avx2")
+    KERNEL_MODULES += ["bpfast._core_avx2", "bpfast._core_avx512"]
 
 
 @pytest.mark.parametrize("name", KERNEL_MODULES)

@@ -32,7 +32,8 @@ def _stub_names(path):
 
 def test_the_package_says_it_is_typed():
     assert (PACKAGE / "py.typed").exists()
-    assert (PACKAGE / "_core.pyi").exists() and (PACKAGE / "_core_avx2.pyi").exists()
+    for build in ("_core", "_core_avx2", "_core_avx512"):
+        assert (PACKAGE / f"{build}.pyi").exists(), build
 
 
 def test_the_stub_names_every_entry_point_of_the_kernel():

@@ -3,8 +3,9 @@
 # and float64 through the fused type `floating`, run without the GIL.
 #
 # This file is included by one or more extension modules (`_core.pyx` is the
-# portable build, `_core_avx2.pyx` the same source compiled for AVX2+FMA), so
-# that the Python layer can pick the best build for the CPU at import time.
+# portable build, `_core_avx2.pyx` the same source compiled for AVX2+FMA and
+# `_core_avx512.pyx` for AVX-512F/VL), so that the Python layer can pick the
+# best build for the CPU at import time (bpfast._dispatch).
 #
 # Index convention, used everywhere below:
 #   l   weight layer, from units a[l] (size[l] of them) to a[l+1] (size[l+1])

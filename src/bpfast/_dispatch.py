@@ -1,15 +1,26 @@
 """Pick the fastest build of the kernel this CPU can run, once, at import.
 
-Wheels carry the kernel twice: `_core` (the platform's baseline instruction
-set) and, on x86-64, `_core_avx2` (AVX2+FMA).  The CPU's features come from
-NumPy.  BPFAST_KERNEL=baseline (or avx2) forces a build; asking for one the
+Wheels carry the kernel up to three times, one source compiled for different
+instruction sets: `_core` (the platform's baseline), and on x86-64
+`_core_avx2` (AVX2+FMA) and `_core_avx512` (AVX-512F/VL, 512-bit vectors).
+The CPU's features come from NumPy, which also checks that the operating
+system saves the wider registers.  A build is imported only on a CPU that can
+run it: its module code may use its instructions from the first line.
+BPFAST_KERNEL=baseline (or avx2, avx512) forces a build; asking for one the
 CPU or the install lacks is an error rather than a silent fallback.
 """
 
 import importlib
 import os
 
-__all__ = ["kernel", "kernel_name", "available_kernels", "load_kernel"]
+__all__ = ["BUILDS", "kernel", "kernel_name", "available_kernels", "load_kernel"]
+
+# name: (module, the NumPy CPU features it needs), from the most portable on.
+BUILDS = {
+    "baseline": ("bpfast._core", ()),
+    "avx2": ("bpfast._core_avx2", ("AVX2", "FMA3")),
+    "avx512": ("bpfast._core_avx512", ("AVX2", "FMA3", "AVX512F", "AVX512VL")),
+}
 
 
 def _cpu_features():
@@ -22,24 +33,26 @@ def _cpu_features():
 
 def available_kernels():
     """Names of the kernel builds that are installed and runnable here, best last."""
-    names = ["baseline"]
     features = _cpu_features()
-    if features.get("AVX2") and features.get("FMA3"):
-        try:
-            importlib.import_module("bpfast._core_avx2")
-            names.append("avx2")
-        except ImportError:
-            pass
+    names = []
+    for name, (module, needs) in BUILDS.items():
+        if all(features.get(feature) for feature in needs):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+            names.append(name)
     return names
 
 
 def load_kernel(name):
-    """The kernel module for a build name ("baseline" or "avx2")."""
-    if name not in ("baseline", "avx2"):
-        raise ValueError(f"BPFAST_KERNEL: expected 'baseline' or 'avx2', got {name!r}")
+    """The kernel module for a build name (a key of BUILDS)."""
+    if name not in BUILDS:
+        expected = ", ".join(map(repr, BUILDS))
+        raise ValueError(f"BPFAST_KERNEL: expected one of {expected}, got {name!r}")
     if name not in available_kernels():
         raise ImportError(f"the {name!r} kernel build is not available on this CPU or install")
-    return importlib.import_module("bpfast._core" if name == "baseline" else "bpfast._core_avx2")
+    return importlib.import_module(BUILDS[name][0])
 
 
 kernel_name = os.environ.get("BPFAST_KERNEL", "").strip().lower() or available_kernels()[-1]
