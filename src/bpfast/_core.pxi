@@ -590,6 +590,34 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
         fetch_ahead(ahead, -1)
 
 
+cdef inline void activate(const Net* net, Py_ssize_t l, const floating* z,
+                          floating* a) noexcept nogil:
+    """a[l+1] = f(z[l+1]): layer l's activation."""
+    cdef Py_ssize_t code = net.act[l], o = net.u_off[l]
+    if code == SOFTMAX:
+        softmax(z + o, a + o, net.size[l + 1])
+    else:
+        activations(code, z + o, a + o, net.size[l + 1])
+
+
+cdef inline void dense_layer(const Net* net, const floating* params, Py_ssize_t l,
+                             const floating* a_prev, floating* z, floating* a,
+                             int32_t* nz) noexcept nogil:
+    """z[l+1] = W[l] a_prev + b[l] over a_prev's nonzero inputs, listed in nz
+    at nz_off[l] (see nonzero_list), then a[l+1] = f(z[l+1])."""
+    cdef Py_ssize_t i, m, width = net.width[l]
+    cdef const floating* b = params + net.b_off[l]
+    cdef floating* z_l = z + net.u_off[l]
+    cdef int32_t* nz_l = nz + net.nz_off[l]
+    for i in range(width):
+        z_l[i] = b[i]
+    m = nonzeros(a_prev, net.size[l], nz_l + 1)     # exact: a zero input adds nothing
+    nz_l[0] = <int32_t>m
+    add_rows(z_l, params + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, m, True,
+             NULL)
+    activate(net, l, z, a)
+
+
 cdef void forward(const Net* net, const floating* params, const Row* x,
                   floating* z, floating* a, int32_t* nz, Ahead* ahead) noexcept nogil:
     """z[l+1] = W[l] a[l] + b[l], a[l+1] = f(z[l+1]) for every layer; a[0] = x.
@@ -600,42 +628,25 @@ cdef void forward(const Net* net, const floating* params, const Row* x,
     next sample's rows of W[0], half of which are asked for during the
     first layer's passes (see fetch_ahead).
     """
-    cdef Py_ssize_t l, i, m, n_in, n_out, width
-    cdef int32_t* nz_l
-    cdef const floating* a_prev = <const floating*>x.x
-    cdef const floating* W
-    cdef const floating* b
-    cdef floating* z_l
-    cdef floating* a_l
-    cdef Py_ssize_t code
-    for l in range(net.L):
-        n_in = net.size[l]
-        n_out = net.size[l + 1]
-        width = net.width[l]
-        W = params + net.w_off[l]
-        b = params + net.b_off[l]
-        z_l = z + net.u_off[l]
-        a_l = a + net.u_off[l]
+    cdef Py_ssize_t l, i, width = net.width[0]
+    cdef const floating* b = params + net.b_off[0]
+    cdef floating* z_0 = z + net.u_off[0]
+    if x.idx == NULL:
+        dense_layer(net, params, 0, <const floating*>x.x, z, a, nz)
+    else:
         for i in range(width):
-            z_l[i] = b[i]
-        if l == 0 and x.idx != NULL:
-            if ahead != NULL:     # spread over this layer's passes
-                ahead.quota = ahead.in_forward // (x.m // 4 + 1) + 1
-            if x.wide:
-                add_rows(z_l, W, width, <const int64_t*>x.idx, a_prev, x.m, False, ahead)
-            else:
-                add_rows(z_l, W, width, <const int32_t*>x.idx, a_prev, x.m, False, ahead)
+            z_0[i] = b[i]
+        if ahead != NULL:     # spread over this layer's passes
+            ahead.quota = ahead.in_forward // (x.m // 4 + 1) + 1
+        if x.wide:
+            add_rows(z_0, params + net.w_off[0], width, <const int64_t*>x.idx,
+                     <const floating*>x.x, x.m, False, ahead)
         else:
-            nz_l = nz + net.nz_off[l]
-            m = nonzeros(a_prev, n_in, nz_l + 1)     # exact: a zero input adds nothing
-            nz_l[0] = <int32_t>m
-            add_rows(z_l, W, width, <const int32_t*>(nz_l + 1), a_prev, m, True, NULL)
-        code = net.act[l]
-        if code == SOFTMAX:
-            softmax(z_l, a_l, n_out)
-        else:
-            activations(code, z_l, a_l, n_out)
-        a_prev = a_l
+            add_rows(z_0, params + net.w_off[0], width, <const int32_t*>x.idx,
+                     <const floating*>x.x, x.m, False, ahead)
+        activate(net, 0, z, a)
+    for l in range(1, net.L):
+        dense_layer(net, params, l, a + net.u_off[l - 1], z, a, nz)
 
 
 cdef double sample_loss(const Net* net, const floating* z, const floating* a,
