@@ -132,3 +132,30 @@ def test_threads_sum_the_slices_and_leave_the_gradient_rows_zero(dtype, n):
     for a, b in zip(net.weights + net.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     assert not np.array_equal(net.weights[0], start[0])      # it trained
+
+
+@pytest.mark.parametrize("n0", [1, 2, 5, 40])
+@pytest.mark.parametrize("n_threads", [2, 3, 4])
+def test_threads_own_rows_of_the_first_layer_and_match_one_thread(n0, n_threads):
+    """On dense rows each thread owns a share of W[0]'s rows (the kernel's
+    split_first_layer): its part of every z[1], its rows' gradient and step.
+    Whatever the share (none when n0 < n_threads), the result is one
+    thread's to rounding, for the first layer's weights and the rest, with
+    sample weights and Adam; a mistaken share or a lost tile would show far
+    beyond rounding."""
+    rng = np.random.default_rng(n0)
+    X = rng.normal(size=(75, n0))
+    X[rng.random(X.shape) < 0.4] = 0
+    y = rng.integers(0, 3, size=75)
+    weights = rng.uniform(0, 2, size=75)
+
+    def trained(k):
+        net = bpfast.MLP([n0, 9, 7, 3], "tanh", "softmax", "cross_entropy", seed=1)
+        net.fit(X, y, epochs=3, batch_size=40, optimizer=optim.Adam(lr=0.05),
+                sample_weight=weights, n_threads=k, seed=2, progress=False)
+        return net
+
+    one, many = trained(1), trained(n_threads)
+    for a, b in zip(one.weights + one.biases, many.weights + many.biases):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(one.weights[0], bpfast.MLP([n0, 9, 7, 3], seed=1).weights[0])

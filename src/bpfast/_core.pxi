@@ -60,10 +60,11 @@
 # the Python layer (bpfast._validate, bpfast.mlp) before a call.
 
 from libc.math cimport exp, log, log1p, isfinite
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 
 cdef extern from *:
     """
@@ -74,6 +75,26 @@ cdef extern from *:
     #endif
     """
     void prefetch "BPFAST_PREFETCH"(const void* p) noexcept nogil
+
+cdef extern from *:
+    """
+    #if defined(_OPENMP)
+    #include <omp.h>
+    #define BPFAST_TEAM() omp_get_num_threads()
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #define BPFAST_BARRIER() __pragma(omp barrier)
+    #else
+    #define BPFAST_BARRIER() _Pragma("omp barrier")
+    #endif
+    #else
+    #define BPFAST_TEAM() 1
+    #define BPFAST_BARRIER()
+    #endif
+    """
+    # Inside a parallel region: the number of its threads, and a barrier they
+    # all must reach (without OpenMP: one thread, no barrier).
+    int team_size "BPFAST_TEAM"() noexcept nogil
+    void barrier "BPFAST_BARRIER"() noexcept nogil
 
 cdef extern from *:
     """
@@ -1014,6 +1035,26 @@ cdef void tile_outer(const Net* net, floating* out, const floating* const* xs,
         add_terms(out + net.w_off[0] + j * width, width, a, d, c)
 
 
+cdef inline void score(const Net* net, const floating* z, const floating* a, floating* delta,
+                       const floating* y, const int64_t* labels, const floating* sw,
+                       Py_ssize_t s, double* loss_sum, double* n_correct) noexcept nogil:
+    """Sample s after its forward pass: count it if it predicts its label,
+    add its loss (times its weight sw[s], unless sw is NULL) to loss_sum,
+    and write its output delta (times the same weight)."""
+    cdef Py_ssize_t k, n_out = net.size[net.L], off = net.u_off[net.L - 1]
+    cdef floating w
+    if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
+        n_correct[0] += 1
+    output_delta(net, z, a, y, delta)
+    if sw == NULL:
+        loss_sum[0] += sample_loss(net, z, a, y)
+    else:
+        w = sw[s]
+        loss_sum[0] += <double>w * sample_loss(net, z, a, y)
+        for k in range(n_out):
+            delta[off + k] *= w
+
+
 cdef void accumulate(const Net* net, const floating* params, floating* grad,
                      floating* ws, const Inputs* X, const floating* Y,
                      const int64_t* labels, const floating* sw, const Py_ssize_t* order,
@@ -1038,13 +1079,10 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     cdef floating* y_buf = ws + 3 * net.n_units
     cdef int32_t* nz = nonzero_list(net, ws)
     cdef int32_t* nz0 = nz + net.nz_off[0]
-    cdef Py_ssize_t n_out = net.size[net.L]
-    cdef Py_ssize_t off = net.u_off[net.L - 1], width0 = net.width[0]
-    cdef Py_ssize_t r, s, k, q = 0, count = 0
+    cdef Py_ssize_t width0 = net.width[0]
+    cdef Py_ssize_t r, s, q = 0, count = 0
     cdef Row x
     cdef const floating* y
-    cdef floating w
-    cdef floating* d_L = delta + off
     cdef double loss_sum = 0, n_correct = 0    # in registers, not in shared memory
     cdef bint tiled = X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1
     cdef floating* deltas = ws + net.tile_off
@@ -1062,16 +1100,7 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         ahead = ahead_of(net, params, X, (order[r + 1] if order != NULL else r + 1)
                          if r + 1 < hi else -1, False)
         forward(net, params, &x, z, a, nz, &ahead)
-        if labels != NULL and predicted_class(a + off, n_out) == labels[s]:
-            n_correct += 1
-        output_delta(net, z, a, y, delta)
-        if sw == NULL:
-            loss_sum += sample_loss(net, z, a, y)
-        else:
-            w = sw[s]
-            loss_sum += <double>w * sample_loss(net, z, a, y)
-            for k in range(n_out):
-                d_L[k] *= w
+        score(net, z, a, delta, y, labels, sw, s, &loss_sum, &n_correct)
         if tiled:
             # W[0]'s part waits for the tile: backward gets no nonzero input
             # for layer 0, so it adds all the rest; then keep delta[0].
@@ -1097,6 +1126,192 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
         backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
     stats[0] += loss_sum
     stats[1] += n_correct
+
+
+# ------------------------------------------------- a dense minibatch on threads: W[0] by rows
+#
+# With n_t threads on dense rows, each thread owns a contiguous share of the
+# rows of W[0] (inputs j0 <= j < j1): it alone reads them in the forward pass,
+# adds their gradient and steps them.  So W[0], the big matrix (MNIST's
+# [784, 100, 10]: 326 KB in float32), stays in that core's cache batch after
+# batch and its gradient needs no sum over threads; only the small vectors
+# of a tile cross between cores.  A tile takes three parallel steps:
+#   1. rows: each thread's partial z[1] of every sample of the tile, from its
+#      rows (thread 0's starting at b[0]), into its tile section;
+#   2. samples: each thread, for its share of the tile's samples, sums the
+#      partials in thread order, runs the layers above, the loss and backward
+#      (W[1..] and every b into its own gradient row) and keeps delta[0]
+#      where thread 0's partial was;
+#   3. rows: each thread adds its rows' gradient, tile_outer's way, from the
+#      tile's delta[0] into gradient row 0.
+# Then split_update steps each thread's rows of W[0] and the threads' summed
+# gradient of the rest.  The result depends on n_t (z[1] is summed in n_t
+# parts), never on timing or on how many OS threads run the slices.
+
+cdef inline Py_ssize_t first_row(const Net* net, Py_ssize_t t, Py_ssize_t n_t) noexcept nogil:
+    """The first row of W[0] that thread t of n_t owns (t = n_t: n0)."""
+    return t * net.size[0] // n_t
+
+
+cdef Py_ssize_t split_first_layer(const Net* net, const floating* params, floating* ws,
+                                  const Inputs* X, const Py_ssize_t* order,
+                                  Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t j0,
+                                  Py_ssize_t j1, bint with_bias) noexcept nogil:
+    """Step 1 for the dense samples order[lo:hi] (tile sample q = 0, 1, ...)
+    and rows j0 <= j < j1 of W[0]: partial q = (b[0] if with_bias, else 0)
+    + the sum over those rows with x_j != 0 of x_j W[0][j, :], in row order,
+    at ws + tile_off + q * width[0]; the rows each sample uses are marked
+    (mark_tile, numbered from j0).  Returns how many rows are marked."""
+    cdef Py_ssize_t q, m, count = 0, width = net.width[0]
+    cdef floating* partial = ws + net.tile_off
+    cdef int32_t* rows = <int32_t*>(partial + net.tile * width)
+    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
+    cdef int32_t* nz = nonzero_list(net, ws) + net.nz_off[0] + 1
+    cdef const floating* W = params + net.w_off[0] + j0 * width
+    cdef const floating* b = params + net.b_off[0]
+    cdef const floating* x
+    cdef floating* P
+    for q in range(hi - lo):
+        if lo + q + 2 < hi:             # shuffled rows are cache misses: ask ahead
+            prefetch(<const floating*>row_of(X, order[lo + q + 2]).x + j0)
+        x = <const floating*>row_of(X, order[lo + q]).x + j0
+        P = partial + q * width
+        if with_bias:
+            memcpy(P, b, width * sizeof(floating))
+        else:
+            memset(P, 0, width * sizeof(floating))
+        m = nonzeros(x, j1 - j0, nz)
+        add_rows(P, W, width, <const int32_t*>nz, x, m, True, NULL)
+        count = mark_tile(nz, m, q, mark, rows, count)
+    return count
+
+
+cdef void split_samples(const Net* net, const floating* params, floating* grad,
+                        floating* ws_all, Py_ssize_t ws_len, Py_ssize_t n_t, Py_ssize_t u,
+                        const Inputs* X, const floating* Y, const int64_t* labels,
+                        const floating* sw, const Py_ssize_t* order, Py_ssize_t start,
+                        Py_ssize_t lo, Py_ssize_t hi, double* stats) noexcept nogil:
+    """Step 2, by thread u (scratch row u of ws_all), for the samples of the
+    tile order[lo:hi] that are u modulo n_t in their batch (which starts at
+    order[start]): whatever the tile size, thread u sums the same samples in
+    the same order.  For each, s = order[r], q = r - lo: z[1] = the n_t
+    partials summed in thread order; the layers above; the loss (stats as
+    accumulate's); backward into grad for all but W[0]; delta[0] kept in
+    thread 0's tile section, in place of partial q, which only this thread
+    reads."""
+    cdef floating* ws = ws_all + u * ws_len
+    cdef floating* z = ws
+    cdef floating* a = ws + net.n_units
+    cdef floating* delta = ws + 2 * net.n_units
+    cdef floating* y_buf = ws + 3 * net.n_units
+    cdef int32_t* nz = nonzero_list(net, ws)
+    cdef Py_ssize_t r, q, s, t, i, l, width = net.width[0]
+    cdef floating* z_0 = z + net.u_off[0]
+    cdef floating* kept
+    cdef const floating* P
+    cdef const floating* y
+    cdef Row x
+    # running on from the batch's earlier tiles: the same sum whatever the tiles
+    cdef double loss_sum = stats[0], n_correct = stats[1]
+    r = lo + (u - (lo - start) % n_t + n_t) % n_t - n_t
+    while r + n_t < hi:
+        r += n_t
+        q = r - lo
+        s = order[r]
+        x = row_of(X, s)
+        y = target(net, Y, labels, s, y_buf)
+        kept = ws_all + net.tile_off + q * width
+        memcpy(z_0, kept, width * sizeof(floating))
+        for t in range(1, n_t):
+            P = ws_all + t * ws_len + net.tile_off + q * width
+            for i in range(width):
+                z_0[i] += P[i]
+        activate(net, 0, z, a)
+        for l in range(1, net.L):
+            dense_layer(net, params, l, a + net.u_off[l - 1], z, a, nz)
+        score(net, z, a, delta, y, labels, sw, s, &loss_sum, &n_correct)
+        nz[net.nz_off[0]] = 0           # W[0]'s rows wait for step 3
+        backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
+        memcpy(kept, delta + net.u_off[0], width * sizeof(floating))
+    stats[0] = loss_sum
+    stats[1] = n_correct
+
+
+cdef void split_outer(const Net* net, floating* grad, const floating* ws_all, floating* ws,
+                      const Inputs* X, const Py_ssize_t* order, Py_ssize_t lo,
+                      Py_ssize_t hi, Py_ssize_t j0, Py_ssize_t count) noexcept nogil:
+    """Step 3 for the rows from j0 that split_first_layer marked in ws (count
+    of them): grad's W[0] += the tile's x_q delta[0]_q^T (delta[0] of sample q
+    kept in the tile section of ws_all's row 0), as tile_outer adds them."""
+    cdef Py_ssize_t q, width = net.width[0]
+    cdef const floating* xs[MAX_TILE]
+    cdef int32_t* rows = <int32_t*>(ws + net.tile_off + net.tile * width)
+    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
+    for q in range(hi - lo):
+        xs[q] = <const floating*>row_of(X, order[lo + q]).x + j0
+    tile_outer(net, grad + j0 * width, xs, rows, count, mark, ws_all + net.tile_off)
+
+
+cdef void split_update(const Net* net, const Rule* rule, floating* params, floating* grad,
+                       Py_ssize_t n_t, floating* state, Py_ssize_t t,
+                       floating scale) noexcept nogil:
+    """Thread t's share of a batch's step after the three steps: its rows of
+    W[0] (whose gradient is whole in grad's row 0, the other rows zero), and
+    a 1/n_t share of the rest, summed over the threads' rows first."""
+    cdef Py_ssize_t width = net.width[0], rest = net.b_off[0]
+    cdef Py_ssize_t n = net.n_params - rest
+    update_span(net, rule, params, grad, state,
+                net.w_off[0] + first_row(net, t, n_t) * width,
+                net.w_off[0] + first_row(net, t + 1, n_t) * width, scale)
+    reduce_update(net, rule, params, grad, n_t, state, rest + t * n // n_t,
+                  rest + (t + 1) * n // n_t, scale)
+
+
+cdef void rows_batch(const Net* net, const Rule* rule, floating* params, floating* grad,
+                     floating* ws_all, Py_ssize_t ws_len, double* thread_stats,
+                     Py_ssize_t* marked, floating* state, const Inputs* X, const floating* Y,
+                     const int64_t* labels, const floating* sw, const Py_ssize_t* order,
+                     Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n_t, floating scale,
+                     Py_ssize_t w, Py_ssize_t team) noexcept nogil:
+    """The minibatch order[start:stop] on n_t slices, W[0] by rows: run by
+    each of the `team` threads of one parallel region (this one is number
+    w), which take slices w, w + team, ... at every step, with a barrier
+    after each step (so team may be anything from 1 to n_t: the same
+    result).  thread_stats (n_t rows of 2): each slice's loss sum and count
+    of correct labels; marked: n_t counts, between steps 1 and 3."""
+    cdef Py_ssize_t t, lo = start, hi, span = net.tile if net.tile > 1 else 1
+    cdef Py_ssize_t n_params = net.n_params, width = net.width[0]
+    t = w
+    while t < n_t:
+        thread_stats[2 * t] = 0
+        thread_stats[2 * t + 1] = 0
+        t += team
+    while lo < stop:
+        hi = lo + span if lo + span < stop else stop
+        t = w
+        while t < n_t:
+            marked[t] = split_first_layer(net, params, ws_all + t * ws_len, X, order, lo, hi,
+                                          first_row(net, t, n_t), first_row(net, t + 1, n_t),
+                                          t == 0)
+            t += team
+        barrier()
+        t = w
+        while t < n_t:
+            split_samples(net, params, grad + t * n_params, ws_all, ws_len, n_t, t, X, Y,
+                          labels, sw, order, start, lo, hi, thread_stats + 2 * t)
+            t += team
+        barrier()
+        t = w
+        while t < n_t:
+            split_outer(net, grad, ws_all, ws_all + t * ws_len, X, order, lo, hi,
+                        first_row(net, t, n_t), marked[t])
+            t += team
+        barrier()       # before the next tile's step 1 writes over thread 0's deltas
+        lo = hi
+    t = w
+    while t < n_t:
+        split_update(net, rule, params, grad, n_t, state, t, scale)
+        t += team
 
 
 cdef void apply_deferred(const Net* net, floating* params, const Inputs* X,
@@ -1371,9 +1586,12 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     and batch_sq[k] the sum of ||W[l]||² (weights only) just before its update
     (one entry per minibatch of this call).
 
-    A batch is split into contiguous slices, one per row of grad (one per
-    thread), whose gradients are summed in thread order: the result depends
-    on the number of threads, never on timing.  Plain SGD with batch_size 1
+    On n_threads > 1, a batch of dense rows goes tile by tile, each thread
+    owning a share of W[0]'s rows and every n_threads-th sample for the
+    layers above (rows_batch); other batches are split into contiguous
+    slices, one per row of grad (one per thread), whose gradients are summed
+    in thread order.  Either way the result depends on the number of
+    threads, never on timing.  Plain SGD with batch_size 1
     and no weight decay fuses the update into the backward pass (same result,
     one pass less).  With `hogwild` too, the samples are split between the
     rows of ws (threads), each running that fused per-sample SGD on the shared
@@ -1432,10 +1650,17 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     cdef bint deferred = csr and plain and batch_size <= net.size[0]
     cdef bint lazy = rule_code == RULE_SPARSE_ADAM or (csr and plain and not deferred)
     cdef Py_ssize_t dense_lo = net.b_off[0] if lazy or deferred else 0
+    # a dense minibatch on threads: W[0] by rows (see split_first_layer)
+    cdef bint by_rows = not csr and not lazy
+    cdef Py_ssize_t* marked = NULL
     cdef int32_t* flags = row_flags(&net, &ws[0, 0])
     cdef int32_t* rows = nonzero_list(&net, &ws[0, 0]) + net.nz_off[0]   # free between samples
     stats[0] = 0
     stats[1] = 0
+    if by_rows and n_threads > 1:
+        marked = <Py_ssize_t*>malloc(n_threads * sizeof(Py_ssize_t))
+        if marked == NULL:
+            raise MemoryError()
     with nogil:
         for t in range(n_threads):
             clear_delta(&net, &ws[t, 0])
@@ -1492,6 +1717,12 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                     apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
                                    <floating>(-rule.lr) * scale)
                 update_span(&net, &rule, p, g0, st, dense_lo, n_params, scale)
+            elif by_rows:
+                # W[0] by rows (see split_first_layer): one parallel region
+                with parallel(num_threads=workers(n_t, n_workers)):
+                    rows_batch(&net, &rule, p, g0, &ws[0, 0], ws.shape[1], &thread_stats[0, 0],
+                               marked, st, Xp, Yp, lab, sw, idx, start, stop, n_t, scale,
+                               threadid(), team_size())
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1,
@@ -1523,6 +1754,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                 batch_loss[b] = batch_sum
             b += 1
             start = stop
+    free(marked)
     return stats[0], stats[1]
 
 
