@@ -1280,7 +1280,7 @@ cdef void rows_batch(const Net* net, const Rule* rule, floating* params, floatin
     result).  thread_stats (n_t rows of 2): each slice's loss sum and count
     of correct labels; marked: n_t counts, between steps 1 and 3."""
     cdef Py_ssize_t t, lo = start, hi, span = net.tile if net.tile > 1 else 1
-    cdef Py_ssize_t n_params = net.n_params, width = net.width[0]
+    cdef Py_ssize_t n_params = net.n_params
     t = w
     while t < n_t:
         thread_stats[2 * t] = 0
