@@ -9,10 +9,14 @@ that the macOS wheels state BPFAST_NO_OPENMP=1, which macOS implies anyway):
                         thread's share in turn: same results, no speed-up);
                         always the case on macOS, where Apple's clang has no runtime
   BPFAST_ANNOTATE=1     write Cython's annotated HTML next to the sources
+  BPFAST_BUILDS=...     which kernel builds to compile (src/bpfast/_builds.py):
+                        names, comma-separated, or "runnable" for those this
+                        CPU runs (the checked build); the baseline always
 """
 
 import os
 import platform
+import runpy
 import sys
 
 import numpy as np
@@ -30,19 +34,14 @@ DEBUG = _flag("BPFAST_DEBUG_BUILD")
 OPENMP = not _flag("BPFAST_NO_OPENMP")
 
 
-# The x86-64 builds of the kernel beside the baseline `_core`: the compiler
-# flags of each, GCC/Clang then MSVC (bpfast._dispatch picks one at import).
-# -mprefer-vector-width=512: GCC and Clang otherwise favour 256-bit vectors
-# even where AVX-512 is enabled.
-X86_BUILDS = {
-    "_core_avx2": (["-mavx2", "-mfma"], ["/arch:AVX2"]),
-    "_core_avx512": (["-mavx2", "-mfma", "-mavx512f", "-mavx512vl",
-                      "-mprefer-vector-width=512"], ["/arch:AVX512"]),
-}
+# Every build of the kernel: module, CPU features, compiler flags (one table,
+# which bpfast._dispatch reads too).
+BUILDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "bpfast",
+                                     "_builds.py"))["BUILDS"]
 
 
 def _targets_x86_64():
-    """True when the extension is compiled for x86-64 (the X86_BUILDS are built)."""
+    """True when the extension is compiled for x86-64 (the wider builds are built)."""
     archflags = os.environ.get("ARCHFLAGS", "")
     if "arm64" in archflags and "x86_64" not in archflags:
         return False
@@ -57,12 +56,12 @@ class BuildExt(build_ext):
         darwin = sys.platform == "darwin"
         for ext in self.extensions:
             cflags, ldflags = [], []
-            gcc_isa, msvc_isa = X86_BUILDS.get(ext.name.rpartition(".")[2], ([], []))
+            _, _, gcc_isa, msvc_isa = next(b for b in BUILDS.values() if b[0] == ext.name)
             if msvc:
                 cflags += ["/O2"]
                 if OPENMP:
                     cflags += ["/openmp"]
-                cflags += msvc_isa
+                cflags += list(msvc_isa)
             else:
                 # No errno and no trapping: the kernel reads no errno and sets no
                 # floating-point traps, and with traps possible GCC keeps a
@@ -75,7 +74,7 @@ class BuildExt(build_ext):
                 if NATIVE:
                     cflags += ["-march=native"]
                 # after -march=native, which would switch off what this CPU lacks
-                cflags += gcc_isa
+                cflags += list(gcc_isa)
                 if DEBUG:
                     cflags += ["-O1", "-g", "-fno-omit-frame-pointer",
                                "-fsanitize=address,undefined"]
@@ -85,10 +84,23 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _wanted(name, features):
+    """Whether BPFAST_BUILDS asks for build `name` (every build when unset)."""
+    asked = os.environ.get("BPFAST_BUILDS", "").strip().lower()
+    if name == "baseline" or not asked:
+        return True
+    if asked == "runnable":
+        try:
+            from numpy._core._multiarray_umath import __cpu_features__ as cpu
+        except ImportError:  # NumPy < 2
+            from numpy.core._multiarray_umath import __cpu_features__ as cpu
+        return all(cpu.get(feature) for feature in features)
+    return name in [part.strip() for part in asked.split(",")]
+
+
 def extensions():
-    names = ["_core"]
-    if _targets_x86_64():
-        names += list(X86_BUILDS)
+    names = [module.rpartition(".")[2] for name, (module, features, _, _) in BUILDS.items()
+             if (name == "baseline" or _targets_x86_64()) and _wanted(name, features)]
     common = dict(
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],

@@ -15,6 +15,7 @@ a single source.
 import contextlib
 import importlib.metadata
 import os
+import pathlib
 import subprocess
 import sys
 import types
@@ -251,3 +252,17 @@ def test_env_invalid_value_fails_import_clearly():
 
 def test_version_has_one_source():
     assert bpfast.__version__ == importlib.metadata.version("bpfast")
+
+
+def test_every_build_of_the_table_has_its_source_and_stub():
+    """bpfast._builds is the one table of builds (setup.py compiles from it,
+    the dispatch loads from it): each entry names a module with its .pyx
+    (in a source tree) and its stub."""
+    package = pathlib.Path(_dispatch.__file__).parent
+    for name, (module, features, gcc_flags, msvc_flags) in _dispatch.BUILDS.items():
+        stem = module.rpartition(".")[2]
+        assert module.startswith("bpfast._core") and (package / f"{stem}.pyi").exists(), name
+        if (package / "_core.pxi").exists():
+            assert (package / f"{stem}.pyx").exists(), name
+        assert (name == "baseline") == (not features and not gcc_flags and not msvc_flags)
+

@@ -13,14 +13,9 @@ CPU or the install lacks is an error rather than a silent fallback.
 import importlib
 import os
 
-__all__ = ["BUILDS", "kernel", "kernel_name", "available_kernels", "load_kernel"]
+from ._builds import BUILDS
 
-# name: (module, the NumPy CPU features it needs), from the most portable on.
-BUILDS = {
-    "baseline": ("bpfast._core", ()),
-    "avx2": ("bpfast._core_avx2", ("AVX2", "FMA3")),
-    "avx512": ("bpfast._core_avx512", ("AVX2", "FMA3", "AVX512F", "AVX512VL")),
-}
+__all__ = ["BUILDS", "kernel", "kernel_name", "available_kernels", "load_kernel"]
 
 
 def _cpu_features():
@@ -35,7 +30,7 @@ def available_kernels():
     """Names of the kernel builds that are installed and runnable here, best last."""
     features = _cpu_features()
     names = []
-    for name, (module, needs) in BUILDS.items():
+    for name, (module, needs, _, _) in BUILDS.items():
         if all(features.get(feature) for feature in needs):
             try:
                 importlib.import_module(module)
