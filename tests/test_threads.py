@@ -159,3 +159,27 @@ def test_threads_own_rows_of_the_first_layer_and_match_one_thread(n0, n_threads)
     for a, b in zip(one.weights + one.biases, many.weights + many.biases):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
     assert not np.allclose(one.weights[0], bpfast.MLP([n0, 9, 7, 3], seed=1).weights[0])
+
+
+def test_a_chunk_first_minibatch_on_threads_is_not_timed(monkeypatch):
+    """The first minibatch of a chunk on several threads wakes them and moves
+    their share of the parameters to their cores; timing it made a probe of
+    two threads look slower than one (it had cost a whole probe's time on
+    this project's virtual machine), so fit times the rest of the chunk only,
+    and cuts every chunk so whatever the choice."""
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(400, 8)), rng.integers(0, 3, size=400)
+    timed, calls = [], []
+    record = WorkerChoice.record
+    monkeypatch.setattr(WorkerChoice, "record", lambda self, n, w, samples, seconds:
+                        (timed.append(samples), record(self, n, w, samples, seconds)))
+    train = bpfast.MLP._train
+    monkeypatch.setattr(bpfast.MLP, "_train", lambda self, X, T, order, *a, **k:
+                        (calls.append(len(order)), train(self, X, T, order, *a, **k))[1])
+    net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+    net.fit(X, y, epochs=1, batch_size=16, n_threads=2, progress=False, lr=0.1)
+    assert calls[0] == 16 and sum(calls) == 400
+    assert sum(timed) + 16 * len(timed) == 400          # every chunk's head untimed
+    calls.clear()
+    net.fit(X, y, epochs=1, batch_size=16, n_threads=1, progress=False, lr=0.1)
+    assert calls == [400]                               # one thread: one call per chunk

@@ -172,13 +172,20 @@ class Fit:
         while start < n:
             workers, limit = self.workers.choose(threads, batch, step)
             chunk = order[start:start + min(step, limit)]
-            tic = time.perf_counter()
-            l_sum, c = net._train(X, T, chunk, batch, opt, threads,
-                                  sample_weight=self.sample_weight, hogwild=self.hogwild,
-                                  n_workers=workers)
-            self.workers.record(threads, workers, len(chunk), time.perf_counter() - tic)
-            loss_sum += l_sum
-            n_correct += c
+            # On several threads a chunk's first minibatch runs untimed: it
+            # wakes the other threads (a halted core of a virtual machine
+            # takes up to a millisecond, as long as a whole probe) and brings
+            # their share of the parameters to their cores.  Every chunk is
+            # cut so, whatever the timings, to keep the sums in one order.
+            head = batch if threads > 1 and len(chunk) > batch else 0
+            for part in (chunk[:head], chunk[head:]) if head else (chunk,):
+                tic = time.perf_counter()
+                l_sum, c = net._train(X, T, part, batch, opt, threads,
+                                      sample_weight=self.sample_weight, hogwild=self.hogwild,
+                                      n_workers=workers)
+                loss_sum += l_sum
+                n_correct += c
+            self.workers.record(threads, workers, len(part), time.perf_counter() - tic)
             if not (np.isfinite(l_sum) and net._finite()):
                 net._restore(saved[0])
                 opt._restore(saved[1])
