@@ -162,11 +162,12 @@ def test_threads_own_rows_of_the_first_layer_and_match_one_thread(n0, n_threads)
 
 
 def test_a_chunk_first_minibatch_on_threads_is_not_timed(monkeypatch):
-    """The first minibatch of a chunk on several threads wakes them and moves
-    their share of the parameters to their cores; timing it made a probe of
-    two threads look slower than one (it had cost a whole probe's time on
-    this project's virtual machine), so fit times the rest of the chunk only,
-    and cuts every chunk so whatever the choice."""
+    """The first minibatch of a chunk on several threads (Hogwild: one sample
+    per thread) wakes them and moves their share of the parameters to their
+    cores; timing it made a probe of two threads look slower than one (it
+    had cost a whole probe's time on this project's virtual machine), so fit
+    times the rest of the chunk only, and cuts every chunk so whatever the
+    choice."""
     rng = np.random.default_rng(3)
     X, y = rng.normal(size=(400, 8)), rng.integers(0, 3, size=400)
     timed, calls = [], []
@@ -183,3 +184,7 @@ def test_a_chunk_first_minibatch_on_threads_is_not_timed(monkeypatch):
     calls.clear()
     net.fit(X, y, epochs=1, batch_size=16, n_threads=1, progress=False, lr=0.1)
     assert calls == [400]                               # one thread: one call per chunk
+    calls.clear()
+    timed.clear()
+    net.fit(X, y, epochs=1, batch_size=1, n_threads=2, hogwild=True, progress=False, lr=0.1)
+    assert calls[0] == 2 and sum(calls) == 400 and sum(timed) + 2 * len(timed) == 400

@@ -172,12 +172,14 @@ class Fit:
         while start < n:
             workers, limit = self.workers.choose(threads, batch, step)
             chunk = order[start:start + min(step, limit)]
-            # On several threads a chunk's first minibatch runs untimed: it
-            # wakes the other threads (a halted core of a virtual machine
-            # takes up to a millisecond, as long as a whole probe) and brings
-            # their share of the parameters to their cores.  Every chunk is
-            # cut so, whatever the timings, to keep the sums in one order.
-            head = batch if threads > 1 and len(chunk) > batch else 0
+            # On several threads a chunk's first minibatch (Hogwild: a sample
+            # per thread) runs untimed: it wakes the other threads (a halted
+            # core of a virtual machine takes up to a millisecond, as long as
+            # a whole probe) and brings their share of the parameters to
+            # their cores.  Every chunk is cut so, whatever the timings, to
+            # keep the sums in one order.
+            head = max(batch, threads) if threads > 1 else 0
+            head = head if len(chunk) > head else 0
             for part in (chunk[:head], chunk[head:]) if head else (chunk,):
                 tic = time.perf_counter()
                 l_sum, c = net._train(X, T, part, batch, opt, threads,
