@@ -188,3 +188,21 @@ def test_a_chunk_first_minibatch_on_threads_is_not_timed(monkeypatch):
     timed.clear()
     net.fit(X, y, epochs=1, batch_size=1, n_threads=2, hogwild=True, progress=False, lr=0.1)
     assert calls[0] == 2 and sum(calls) == 400 and sum(timed) + 2 * len(timed) == 400
+
+
+def test_a_non_finite_loss_in_the_untimed_head_still_stops_fit(monkeypatch):
+    """The divergence check covers both calls of a chunk cut for timing."""
+    from bpfast.errors import DivergenceError
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(200, 8)), rng.integers(0, 3, size=200)
+    net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+    before = params_snapshot(net)
+    train = bpfast.MLP._train
+
+    def head_diverges(self, X, T, order, *a, **k):
+        loss, correct = train(self, X, T, order, *a, **k)
+        return (np.inf if len(order) == 16 else loss), correct
+    monkeypatch.setattr(bpfast.MLP, "_train", head_diverges)
+    with pytest.raises(DivergenceError):
+        net.fit(X, y, epochs=1, batch_size=16, n_threads=2, progress=False, lr=0.1)
+    assert_same_params(before, params_snapshot(net))

@@ -180,6 +180,7 @@ class Fit:
             # keep the sums in one order.
             head = max(batch, threads) if threads > 1 else 0
             head = head if len(chunk) > head else 0
+            finite = True
             for part in (chunk[:head], chunk[head:]) if head else (chunk,):
                 tic = time.perf_counter()
                 l_sum, c = net._train(X, T, part, batch, opt, threads,
@@ -187,8 +188,9 @@ class Fit:
                                       n_workers=workers)
                 loss_sum += l_sum
                 n_correct += c
+                finite = finite and np.isfinite(l_sum)
             self.workers.record(threads, workers, len(part), time.perf_counter() - tic)
-            if not (np.isfinite(l_sum) and net._finite()):
+            if not (finite and net._finite()):
                 net._restore(saved[0])
                 opt._restore(saved[1])
                 raise DivergenceError(
