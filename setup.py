@@ -35,9 +35,10 @@ OPENMP = not _flag("BPFAST_NO_OPENMP")
 
 
 # Every build of the kernel: module, CPU features, compiler flags (one table,
-# which bpfast._dispatch reads too).
-BUILDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "bpfast",
-                                     "_builds.py"))["BUILDS"]
+# which bpfast._dispatch reads too), and whether this CPU runs a build.
+_builds = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "bpfast",
+                                      "_builds.py"))
+BUILDS = _builds["BUILDS"]
 
 
 def _targets_x86_64():
@@ -84,23 +85,19 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-def _wanted(name, features):
+def _wanted(name):
     """Whether BPFAST_BUILDS asks for build `name` (every build when unset)."""
     asked = os.environ.get("BPFAST_BUILDS", "").strip().lower()
     if name == "baseline" or not asked:
         return True
     if asked == "runnable":
-        try:
-            from numpy._core._multiarray_umath import __cpu_features__ as cpu
-        except ImportError:  # NumPy < 2
-            from numpy.core._multiarray_umath import __cpu_features__ as cpu
-        return all(cpu.get(feature) for feature in features)
+        return _builds["runs_here"](name)
     return name in [part.strip() for part in asked.split(",")]
 
 
 def extensions():
-    names = [module.rpartition(".")[2] for name, (module, features, _, _) in BUILDS.items()
-             if (name == "baseline" or _targets_x86_64()) and _wanted(name, features)]
+    names = [module.rpartition(".")[2] for name, (module, _, _, _) in BUILDS.items()
+             if (name == "baseline" or _targets_x86_64()) and _wanted(name)]
     common = dict(
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],

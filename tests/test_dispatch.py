@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import _dispatch
+from bpfast import _builds, _dispatch
 
 KERNELS = _dispatch.available_kernels()
 OTHER_KERNELS = [name for name in KERNELS if name != "baseline"]
@@ -172,11 +172,11 @@ def test_a_build_is_imported_only_where_the_cpu_has_its_features(monkeypatch):
     """available_kernels reads NumPy's CPU features before it imports a build."""
     imported = []
     monkeypatch.setattr(_dispatch, "importlib", types.SimpleNamespace(import_module=imported.append))
-    monkeypatch.setattr(_dispatch, "_cpu_features", lambda: {"AVX2": True, "FMA3": True})
+    monkeypatch.setattr(_builds, "cpu_features", lambda: {"AVX2": True, "FMA3": True})
     assert _dispatch.available_kernels() == ["baseline", "avx2"]
     assert imported == ["bpfast._core", "bpfast._core_avx2"]
     imported.clear()
-    monkeypatch.setattr(_dispatch, "_cpu_features", lambda: {
+    monkeypatch.setattr(_builds, "cpu_features", lambda: {
         "AVX2": True, "FMA3": True, "AVX512F": True, "AVX512VL": False})
     assert _dispatch.available_kernels() == ["baseline", "avx2"]
     assert imported == ["bpfast._core", "bpfast._core_avx2"]

@@ -13,25 +13,16 @@ CPU or the install lacks is an error rather than a silent fallback.
 import importlib
 import os
 
-from ._builds import BUILDS
+from ._builds import BUILDS, runs_here
 
 __all__ = ["BUILDS", "kernel", "kernel_name", "available_kernels", "load_kernel"]
 
 
-def _cpu_features():
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy < 2
-        from numpy.core._multiarray_umath import __cpu_features__
-    return __cpu_features__
-
-
 def available_kernels():
     """Names of the kernel builds that are installed and runnable here, best last."""
-    features = _cpu_features()
     names = []
-    for name, (module, needs, _, _) in BUILDS.items():
-        if all(features.get(feature) for feature in needs):
+    for name, (module, _, _, _) in BUILDS.items():
+        if runs_here(name):
             try:
                 importlib.import_module(module)
             except ImportError:
