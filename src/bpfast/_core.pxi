@@ -953,6 +953,11 @@ cdef inline const floating* target(const Net* net, const floating* Y,
     return y_buf
 
 
+cdef inline Py_ssize_t sample_at(const Py_ssize_t* order, Py_ssize_t r) noexcept nogil:
+    """The sample at position r: order[r], or r itself when order is NULL."""
+    return order[r] if order != NULL else r
+
+
 cdef inline Py_ssize_t mark_tile(const int32_t* nz, Py_ssize_t m, Py_ssize_t q,
                                  uint32_t* mark, int32_t* rows, Py_ssize_t count) noexcept nogil:
     """Tile sample q uses the rows nz[:m] of W[0]: set bit q of their marks,
@@ -1067,54 +1072,34 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     stats[0] += sum of the (weighted) losses, stats[1] += number of labels
     predicted correctly.  ws holds z, a, delta and the target of the last sample.
 
-    Dense rows go by tiles of net.tile samples for W[0]'s gradient: each
-    sample's backward pass leaves W[0] out and keeps delta[0], and
-    tile_outer adds the tile's terms row by row.  W[0] is the big matrix
-    when n0 is large (MNIST's [784, 100, 10]: 627 KB in float64), and its
-    gradient rows then cost a load and a store per sample each.
+    Dense rows go by tiles of net.tile samples, W[0] by rows on one slice
+    (tiled_slice): W[0] is the big matrix when n0 is large (MNIST's
+    [784, 100, 10]: 627 KB in float64), and a tile reads it, and its
+    gradient's rows, once instead of once per sample.
     """
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
     cdef floating* delta = ws + 2 * net.n_units
     cdef floating* y_buf = ws + 3 * net.n_units
     cdef int32_t* nz = nonzero_list(net, ws)
-    cdef int32_t* nz0 = nz + net.nz_off[0]
     cdef Py_ssize_t width0 = net.width[0]
-    cdef Py_ssize_t r, s, q = 0, count = 0
+    cdef Py_ssize_t r, s
     cdef Row x
     cdef const floating* y
     cdef double loss_sum = 0, n_correct = 0    # in registers, not in shared memory
-    cdef bint tiled = X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1
-    cdef floating* deltas = ws + net.tile_off
-    cdef int32_t* rows = <int32_t*>(deltas + net.tile * width0)
-    # rows: n0 and a slot to write ahead into; then one mark per row of W[0]
-    cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
-    cdef const floating* xs[MAX_TILE]
     cdef Ahead ahead
+    if X.X != NULL and X.deferred == NULL and net.tile > 1 and hi - lo > 1:
+        tiled_slice(net, params, grad, ws, X, Y, labels, sw, order, lo, hi, stats)
+        return
     for r in range(lo, hi):
         if order != NULL:
             fetch_samples_ahead(net, X, Y, labels, order, r, hi)
-        s = order[r] if order != NULL else r
+        s = sample_at(order, r)
         x = row_of(X, s)
         y = target(net, Y, labels, s, y_buf)
-        ahead = ahead_of(net, params, X, (order[r + 1] if order != NULL else r + 1)
-                         if r + 1 < hi else -1, False)
+        ahead = ahead_of(net, params, X, sample_at(order, r + 1) if r + 1 < hi else -1, False)
         forward(net, params, &x, z, a, nz, &ahead)
         score(net, z, a, delta, y, labels, sw, s, &loss_sum, &n_correct)
-        if tiled:
-            # W[0]'s part waits for the tile: backward gets no nonzero input
-            # for layer 0, so it adds all the rest; then keep delta[0].
-            count = mark_tile(nz0 + 1, nz0[0], q, mark, rows, count)
-            xs[q] = <const floating*>x.x
-            nz0[0] = 0
-            backward(net, params, &x, z, a, delta, nz, grad, 1, NULL)
-            memcpy(deltas + q * width0, delta + net.u_off[0], width0 * sizeof(floating))
-            q += 1
-            if q == net.tile or r == hi - 1:
-                tile_outer(net, grad, xs, rows, count, mark, deltas)
-                q = 0
-                count = 0
-            continue
         if X.deferred != NULL:
             # W[0]'s part waits for apply_deferred: backward gets a row without
             # entries, so it adds all the rest; then keep delta[0].
@@ -1128,9 +1113,9 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
     stats[1] += n_correct
 
 
-# ------------------------------------------------- a dense minibatch on threads: W[0] by rows
+# ------------------------------------------------- a dense minibatch by tiles: W[0] by rows
 #
-# With n_t threads on dense rows, each thread owns a contiguous share of the
+# With n_t slices (threads; one on a single thread) on dense rows, each owns a contiguous share of the
 # rows of W[0] (inputs j0 <= j < j1): it alone reads them in the forward pass,
 # adds their gradient and steps them.  So W[0], the big matrix (MNIST's
 # [784, 100, 10]: 326 KB in float32), stays in that core's cache batch after
@@ -1146,7 +1131,9 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
 #      tile's delta[0] into gradient row 0.
 # Then split_update steps each thread's rows of W[0] and the threads' summed
 # gradient of the rest.  The result depends on n_t (z[1] is summed in n_t
-# parts), never on timing or on how many OS threads run the slices.
+# parts), never on timing or on how many OS threads run the slices.  On one
+# slice (tiled_slice) the steps run in turn: each sample's sums are then in
+# the order of the one-sample path, so the result is the same bit for bit.
 
 cdef inline Py_ssize_t first_row(const Net* net, Py_ssize_t t, Py_ssize_t n_t) noexcept nogil:
     """The first row of W[0] that thread t of n_t owns (t = n_t: n0)."""
@@ -1157,7 +1144,7 @@ cdef Py_ssize_t split_first_layer(const Net* net, const floating* params, floati
                                   const Inputs* X, const Py_ssize_t* order,
                                   Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t j0,
                                   Py_ssize_t j1, bint with_bias) noexcept nogil:
-    """Step 1 for the dense samples order[lo:hi] (tile sample q = 0, 1, ...)
+    """Step 1 for the dense samples order[lo:hi] (order NULL: lo:hi; tile sample q = 0, 1, ...)
     and rows j0 <= j < j1 of W[0]: partial q = (b[0] if with_bias, else 0)
     + the sum over those rows with x_j != 0 of x_j W[0][j, :], in row order,
     at ws + tile_off + q * width[0]; the rows each sample uses are marked
@@ -1173,8 +1160,8 @@ cdef Py_ssize_t split_first_layer(const Net* net, const floating* params, floati
     cdef floating* P
     for q in range(hi - lo):
         if lo + q + 2 < hi:             # shuffled rows are cache misses: ask ahead
-            prefetch(<const floating*>row_of(X, order[lo + q + 2]).x + j0)
-        x = <const floating*>row_of(X, order[lo + q]).x + j0
+            prefetch(<const floating*>row_of(X, sample_at(order, lo + q + 2)).x + j0)
+        x = <const floating*>row_of(X, sample_at(order, lo + q)).x + j0
         P = partial + q * width
         if with_bias:
             memcpy(P, b, width * sizeof(floating))
@@ -1217,7 +1204,7 @@ cdef void split_samples(const Net* net, const floating* params, floating* grad,
     while r + n_t < hi:
         r += n_t
         q = r - lo
-        s = order[r]
+        s = sample_at(order, r)
         x = row_of(X, s)
         y = target(net, Y, labels, s, y_buf)
         kept = ws_all + net.tile_off + q * width
@@ -1248,7 +1235,7 @@ cdef void split_outer(const Net* net, floating* grad, const floating* ws_all, fl
     cdef int32_t* rows = <int32_t*>(ws + net.tile_off + net.tile * width)
     cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
     for q in range(hi - lo):
-        xs[q] = <const floating*>row_of(X, order[lo + q]).x + j0
+        xs[q] = <const floating*>row_of(X, sample_at(order, lo + q)).x + j0
     tile_outer(net, grad + j0 * width, xs, rows, count, mark, ws_all + net.tile_off)
 
 
@@ -1265,6 +1252,23 @@ cdef void split_update(const Net* net, const Rule* rule, floating* params, float
                 net.w_off[0] + first_row(net, t + 1, n_t) * width, scale)
     reduce_update(net, rule, params, grad, n_t, state, rest + t * n // n_t,
                   rest + (t + 1) * n // n_t, scale)
+
+
+cdef void tiled_slice(const Net* net, const floating* params, floating* grad, floating* ws,
+                      const Inputs* X, const floating* Y, const int64_t* labels,
+                      const floating* sw, const Py_ssize_t* order, Py_ssize_t lo,
+                      Py_ssize_t hi, double* stats) noexcept nogil:
+    """accumulate's dense samples order[lo:hi] (order NULL: lo:hi) on one
+    slice, tile by tile: the three steps of the split by rows with one
+    owner of every row of W[0]."""
+    cdef Py_ssize_t start = lo, stop, count
+    while start < hi:
+        stop = start + net.tile if start + net.tile < hi else hi
+        count = split_first_layer(net, params, ws, X, order, start, stop, 0, net.size[0], True)
+        split_samples(net, params, grad, ws, 0, 1, 0, X, Y, labels, sw, order, lo, start,
+                      stop, stats)
+        split_outer(net, grad, ws, ws, X, order, start, stop, 0, count)
+        start = stop
 
 
 cdef void rows_batch(const Net* net, const Rule* rule, floating* params, floating* grad,
