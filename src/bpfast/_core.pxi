@@ -876,9 +876,9 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
     of batch size 1, fused into this pass).  delta[l-1] is computed from W[l]
     before W[l] is written, so the fused step equals the gradient followed by
     the update.  Above the first layer each row of W[l] is read once for
-    both (back_and_add).  ahead (NULL: none): the rest of the next sample's rows of
-    W[0] not yet asked for, spread over W[0]'s rows here, if any (see
-    fetch_ahead).
+    both (back_and_add).  ahead (NULL: none): the rest of the next sample's
+    rows of W[0] not yet asked for, spread over W[0]'s rows here, if any
+    (see fetch_ahead).
     """
     cdef Py_ssize_t l
     for l in range(net.L - 1, 0, -1):
@@ -1185,12 +1185,13 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
 
 # ------------------------------------------------- a dense minibatch by tiles: W[0] by rows
 #
-# With n_t slices (threads; one on a single thread) on dense rows, each owns a contiguous share of the
-# rows of W[0] (inputs j0 <= j < j1): it alone reads them in the forward pass,
-# adds their gradient and steps them.  So W[0], the big matrix (MNIST's
-# [784, 100, 10]: 326 KB in float32), stays in that core's cache batch after
-# batch and its gradient needs no sum over threads; only the small vectors
-# of a tile cross between cores.  A tile takes three parallel steps:
+# With n_t slices on dense rows (threads; one slice on a single thread), each
+# owns a contiguous share of the rows of W[0] (inputs j0 <= j < j1): it alone
+# reads them in the forward pass, adds their gradient and steps them.  So
+# W[0], the big matrix (MNIST's [784, 100, 10]: 326 KB in float32), stays in
+# that core's cache batch after batch and its gradient needs no sum over
+# threads; only the small vectors of a tile cross between cores.  A tile
+# takes three parallel steps:
 #   1. rows: each thread's partial z[1] of every sample of the tile, from its
 #      rows (thread 0's starting at b[0]), into its tile section;
 #   2. samples: each thread, for its share of the tile's samples, sums the
@@ -1214,8 +1215,8 @@ cdef Py_ssize_t split_first_layer(const Net* net, const floating* params, floati
                                   const Inputs* X, const Py_ssize_t* order,
                                   Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t j0,
                                   Py_ssize_t j1, bint with_bias) noexcept nogil:
-    """Step 1 for the dense samples order[lo:hi] (order NULL: lo:hi; tile sample q = 0, 1, ...)
-    and rows j0 <= j < j1 of W[0]: partial q = (b[0] if with_bias, else 0)
+    """Step 1 for the dense samples order[lo:hi] (order NULL: lo:hi; tile
+    sample q = 0, 1, ...) and rows j0 <= j < j1 of W[0]: partial q = (b[0] if with_bias, else 0)
     + the sum over those rows with x_j != 0 of x_j W[0][j, :], in row order,
     at ws + tile_off + q * width[0]; the rows each sample uses are marked
     (mark_tile, numbered from j0).  Returns how many rows are marked."""
