@@ -206,3 +206,44 @@ def test_a_non_finite_loss_in_the_untimed_head_still_stops_fit(monkeypatch):
     with pytest.raises(DivergenceError):
         net.fit(X, y, epochs=1, batch_size=16, n_threads=2, progress=False, lr=0.1)
     assert_same_params(before, params_snapshot(net))
+
+
+@pytest.mark.parametrize("n", [75, 72, 71])    # last batch of 5, 2 or 1 samples
+def test_each_batch_on_threads_records_its_loss_and_weights_before_its_step(dtype, n):
+    """On dense rows, threads run a call's batches in one parallel region
+    (the kernel's rows_batches), the last one too when it has at least two
+    samples, and one thread reports each batch's loss sum and squared
+    weights (before its step, as scikit-learn's alpha needs them): the same
+    numbers, to rounding, as batch by batch on one thread, and the same bit
+    for bit whatever the OS threads, with Adam's step count carried on."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 6)).astype(dtype)
+    X[rng.random(X.shape) < 0.3] = 0
+    y = rng.integers(0, 3, size=n)
+    order = rng.permutation(n).astype(np.intp)
+    batches = -(-n // 10)
+
+    def trained(n_threads, workers):
+        net = bpfast.MLP([6, 9, 3], "relu", "softmax", "cross_entropy", dtype=dtype, seed=3)
+        opt = optim.Adam(lr=0.05)
+        targets = as_targets(y, n, 3, net.dtype, False)
+        losses, squares = np.empty((2, batches)), np.empty((2, batches))
+        with net._lock:
+            for call in range(2):     # the second call's steps count on from the first's
+                net._train(X, targets, order, 10, opt, n_threads=n_threads, n_workers=workers,
+                           batch_loss=losses[call], batch_sq=squares[call])
+        return net, losses, squares
+
+    one, loss_1, sq_1 = trained(1, 1)
+    for workers in (1, 3):
+        net, loss_3, sq_3 = trained(3, workers)
+        tol = 2e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(loss_3, loss_1, rtol=tol)
+        np.testing.assert_allclose(sq_3, sq_1, rtol=tol)
+        for a, b in zip(one.weights + one.biases, net.weights + net.biases):
+            np.testing.assert_allclose(b, a, rtol=50 * tol, atol=50 * tol)
+        if workers == 1:
+            first = (loss_3, sq_3, params_snapshot(net))
+    assert np.array_equal(first[0], loss_3) and np.array_equal(first[1], sq_3)
+    assert_same_params(first[2], params_snapshot(net))
+    assert len(set(sq_1[0])) == batches       # every batch stepped the weights

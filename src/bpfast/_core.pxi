@@ -156,7 +156,7 @@ cdef struct Net:
     Py_ssize_t n_units        # size[1] + ... + size[L]: length of z, a, delta
     Py_ssize_t n_params
     Py_ssize_t tile           # samples per tile of a dense minibatch (<= 1: none)
-    Py_ssize_t tile_off       # where a scratch row's tile section starts
+    Py_ssize_t tile_off       # where a scratch row's two tile sections start
     const Py_ssize_t* size    # size[0..L]
     const Py_ssize_t* w_off   # W[l] starts at params[w_off[l]]
     const Py_ssize_t* b_off   # b[l] starts at params[b_off[l]]
@@ -1205,24 +1205,56 @@ cdef void accumulate(const Net* net, const floating* params, floating* grad,
 # parts), never on timing or on how many OS threads run the slices.  On one
 # slice (tiled_slice) the steps run in turn: each sample's sums are then in
 # the order of the one-sample path, so the result is the same bit for bit.
+#
+# Steps 1 and 3 touch only a thread's own rows, and step 1 reads only its own
+# rows of W[0] (and b[0], which thread 0 steps): so a thread goes on from
+# step 3 and its update to the next tile's step 1 without waiting for the
+# others, into the other of two tile sections (tiles use them in turn) while
+# the others may still read the last tile's delta[0].  Two barriers a tile,
+# after steps 1 and 2, and one parallel region for all the batches of a call
+# (rows_batches).
 
 cdef inline Py_ssize_t first_row(const Net* net, Py_ssize_t t, Py_ssize_t n_t) noexcept nogil:
     """The first row of W[0] that thread t of n_t owns (t = n_t: n0)."""
     return t * net.size[0] // n_t
 
 
+cdef inline Py_ssize_t tile_section(const Net* net, Py_ssize_t tile_number) noexcept nogil:
+    """Where in a scratch row the tile section of the given tile starts:
+    the two sections in turn (see the section's comment)."""
+    return net.tile_off + (tile_number % 2) * net.tile * net.width[0]
+
+
+cdef inline int32_t* tile_rows(const Net* net, floating* ws) noexcept nogil:
+    """After the two tile sections of a scratch row: the rows of W[0] the
+    current tile touches, then (n0 + 1 on) their bit masks (mark_tile)."""
+    return <int32_t*>(ws + net.tile_off + 2 * net.tile * net.width[0])
+
+
+cdef inline Py_ssize_t first_rest(const Net* net, Py_ssize_t t, Py_ssize_t n_t) noexcept nogil:
+    """The first parameter after W[0] whose step thread t of n_t takes (t =
+    n_t: n_params): an equal share each, except that thread 0's covers all
+    of b[0], the one parameter outside its rows that its step 1 reads."""
+    cdef Py_ssize_t rest = net.b_off[0], n = net.n_params - rest
+    cdef Py_ssize_t lo = rest + t * n // n_t
+    if t == 0:
+        return rest
+    return lo if lo > rest + net.width[0] else rest + net.width[0]
+
+
 cdef Py_ssize_t split_first_layer(const Net* net, const floating* params, floating* ws,
                                   const Inputs* X, const Py_ssize_t* order,
                                   Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t j0,
-                                  Py_ssize_t j1, bint with_bias) noexcept nogil:
+                                  Py_ssize_t j1, bint with_bias, Py_ssize_t part) noexcept nogil:
     """Step 1 for the dense samples order[lo:hi] (order NULL: lo:hi; tile
     sample q = 0, 1, ...) and rows j0 <= j < j1 of W[0]: partial q = (b[0] if with_bias, else 0)
     + the sum over those rows with x_j != 0 of x_j W[0][j, :], in row order,
-    at ws + tile_off + q * width[0]; the rows each sample uses are marked
-    (mark_tile, numbered from j0).  Returns how many rows are marked."""
+    at ws + part + q * width[0] (part: the tile's section, tile_section); the
+    rows each sample uses are marked (mark_tile, numbered from j0).  Returns
+    how many rows are marked."""
     cdef Py_ssize_t q, m, count = 0, width = net.width[0]
-    cdef floating* partial = ws + net.tile_off
-    cdef int32_t* rows = <int32_t*>(partial + net.tile * width)
+    cdef floating* partial = ws + part
+    cdef int32_t* rows = tile_rows(net, ws)
     cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
     cdef int32_t* nz = nonzero_list(net, ws) + net.nz_off[0] + 1
     cdef const floating* W = params + net.w_off[0] + j0 * width
@@ -1248,15 +1280,16 @@ cdef void split_samples(const Net* net, const floating* params, floating* grad,
                         floating* ws_all, Py_ssize_t ws_len, Py_ssize_t n_t, Py_ssize_t u,
                         const Inputs* X, const floating* Y, const int64_t* labels,
                         const floating* sw, const Py_ssize_t* order, Py_ssize_t start,
-                        Py_ssize_t lo, Py_ssize_t hi, double* stats) noexcept nogil:
+                        Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t part, double* stats
+                        ) noexcept nogil:
     """Step 2, by thread u (scratch row u of ws_all), for the samples of the
     tile order[lo:hi] that are u modulo n_t in their batch (which starts at
     order[start]): whatever the tile size, thread u sums the same samples in
     the same order.  For each, s = order[r], q = r - lo: z[1] = the n_t
     partials summed in thread order; the layers above; the loss (stats as
     accumulate's); backward into grad for all but W[0]; delta[0] kept in
-    thread 0's tile section, in place of partial q, which only this thread
-    reads."""
+    thread 0's tile section (at part), in place of partial q, which only
+    this thread reads."""
     cdef floating* ws = ws_all + u * ws_len
     cdef floating* z = ws
     cdef floating* a = ws + net.n_units
@@ -1278,10 +1311,10 @@ cdef void split_samples(const Net* net, const floating* params, floating* grad,
         s = sample_at(order, r)
         x = row_of(X, s)
         y = target(net, Y, labels, s, y_buf)
-        kept = ws_all + net.tile_off + q * width
+        kept = ws_all + part + q * width
         memcpy(z_0, kept, width * sizeof(floating))
         for t in range(1, n_t):
-            P = ws_all + t * ws_len + net.tile_off + q * width
+            P = ws_all + t * ws_len + part + q * width
             for i in range(width):
                 z_0[i] += P[i]
         activate(net, 0, z, a)
@@ -1297,17 +1330,19 @@ cdef void split_samples(const Net* net, const floating* params, floating* grad,
 
 cdef void split_outer(const Net* net, floating* grad, const floating* ws_all, floating* ws,
                       const Inputs* X, const Py_ssize_t* order, Py_ssize_t lo,
-                      Py_ssize_t hi, Py_ssize_t j0, Py_ssize_t count) noexcept nogil:
+                      Py_ssize_t hi, Py_ssize_t j0, Py_ssize_t count,
+                      Py_ssize_t part) noexcept nogil:
     """Step 3 for the rows from j0 that split_first_layer marked in ws (count
     of them): grad's W[0] += the tile's x_q delta[0]_q^T (delta[0] of sample q
-    kept in the tile section of ws_all's row 0), as tile_outer adds them."""
+    kept in the tile section at part of ws_all's row 0), as tile_outer adds
+    them."""
     cdef Py_ssize_t q, width = net.width[0]
     cdef const floating* xs[MAX_TILE]
-    cdef int32_t* rows = <int32_t*>(ws + net.tile_off + net.tile * width)
+    cdef int32_t* rows = tile_rows(net, ws)
     cdef uint32_t* mark = <uint32_t*>(rows + net.size[0] + 1)
     for q in range(hi - lo):
         xs[q] = <const floating*>row_of(X, sample_at(order, lo + q)).x + j0
-    tile_outer(net, grad + j0 * width, xs, rows, count, mark, ws_all + net.tile_off)
+    tile_outer(net, grad + j0 * width, xs, rows, count, mark, ws_all + part)
 
 
 cdef void split_update(const Net* net, const Rule* rule, floating* params, floating* grad,
@@ -1315,14 +1350,15 @@ cdef void split_update(const Net* net, const Rule* rule, floating* params, float
                        floating scale) noexcept nogil:
     """Thread t's share of a batch's step after the three steps: its rows of
     W[0] (whose gradient is whole in grad's row 0, the other rows zero), and
-    a 1/n_t share of the rest, summed over the threads' rows first."""
-    cdef Py_ssize_t width = net.width[0], rest = net.b_off[0]
-    cdef Py_ssize_t n = net.n_params - rest
+    its share of the rest (first_rest), summed over the threads' rows first.
+    Every rule steps each parameter on its own, so the shares do not change
+    the result."""
+    cdef Py_ssize_t width = net.width[0]
     update_span(net, rule, params, grad, state,
                 net.w_off[0] + first_row(net, t, n_t) * width,
                 net.w_off[0] + first_row(net, t + 1, n_t) * width, scale)
-    reduce_update(net, rule, params, grad, n_t, state, rest + t * n // n_t,
-                  rest + (t + 1) * n // n_t, scale)
+    reduce_update(net, rule, params, grad, n_t, state, first_rest(net, t, n_t),
+                  first_rest(net, t + 1, n_t), scale)
 
 
 cdef void tiled_slice(const Net* net, const floating* params, floating* grad, floating* ws,
@@ -1332,61 +1368,101 @@ cdef void tiled_slice(const Net* net, const floating* params, floating* grad, fl
     """accumulate's dense samples order[lo:hi] (order NULL: lo:hi) on one
     slice, tile by tile: the three steps of the split by rows with one
     owner of every row of W[0]."""
-    cdef Py_ssize_t start = lo, stop, count
+    cdef Py_ssize_t start = lo, stop, count, part = tile_section(net, 0)
     while start < hi:
         stop = start + net.tile if start + net.tile < hi else hi
-        count = split_first_layer(net, params, ws, X, order, start, stop, 0, net.size[0], True)
+        count = split_first_layer(net, params, ws, X, order, start, stop, 0, net.size[0], True,
+                                  part)
         split_samples(net, params, grad, ws, 0, 1, 0, X, Y, labels, sw, order, lo, start,
-                      stop, stats)
-        split_outer(net, grad, ws, ws, X, order, start, stop, 0, count)
+                      stop, part, stats)
+        split_outer(net, grad, ws, ws, X, order, start, stop, 0, count, part)
         start = stop
 
 
-cdef void rows_batch(const Net* net, const Rule* rule, floating* params, floating* grad,
-                     floating* ws_all, Py_ssize_t ws_len, double* thread_stats,
-                     Py_ssize_t* marked, floating* state, const Inputs* X, const floating* Y,
-                     const int64_t* labels, const floating* sw, const Py_ssize_t* order,
-                     Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n_t, floating scale,
-                     Py_ssize_t w, Py_ssize_t team) noexcept nogil:
-    """The minibatch order[start:stop] on n_t slices, W[0] by rows: run by
-    each of the `team` threads of one parallel region (this one is number
-    w), which take slices w, w + team, ... at every step, with a barrier
-    after each step (so team may be anything from 1 to n_t: the same
-    result).  thread_stats (n_t rows of 2): each slice's loss sum and count
-    of correct labels; marked: n_t counts, between steps 1 and 3."""
-    cdef Py_ssize_t t, lo = start, hi, span = net.tile if net.tile > 1 else 1
-    cdef Py_ssize_t n_params = net.n_params
-    t = w
-    while t < n_t:
-        thread_stats[2 * t] = 0
-        thread_stats[2 * t + 1] = 0
-        t += team
-    while lo < stop:
-        hi = lo + span if lo + span < stop else stop
+cdef inline floating batch_scale(const floating* sw, const Py_ssize_t* order, Py_ssize_t lo,
+                                 Py_ssize_t hi) noexcept nogil:
+    """What the summed gradient of the batch order[lo:hi] is scaled by: one
+    over its size, or over the sum of its sample weights sw (NULL: none; a
+    batch whose weights sum to 0 takes no step)."""
+    cdef double sw_sum = 0
+    cdef Py_ssize_t k
+    if sw == NULL:
+        return <floating>(1.0 / (hi - lo))
+    for k in range(lo, hi):
+        sw_sum += sw[order[k]]
+    return <floating>(1.0 / sw_sum) if sw_sum > 0 else 0
+
+
+cdef void rows_batches(const Net* net, const Rule* rule, floating* params, floating* grad,
+                       floating* ws_all, Py_ssize_t ws_len, double* thread_stats,
+                       Py_ssize_t* marked, floating* state, const Inputs* X,
+                       const floating* Y, const int64_t* labels, const floating* sw,
+                       const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t stop,
+                       Py_ssize_t batch_size, Py_ssize_t n_t, double* stats,
+                       double* batch_loss, double* batch_sq, Py_ssize_t w,
+                       Py_ssize_t team) noexcept nogil:
+    """The minibatches order[start:stop] (batch_size each, the last maybe
+    fewer, but at least n_t) on n_t slices each, W[0] by rows: run by each of
+    the `team` threads of one parallel region (this one is number w), which
+    take slices w, w + team, ... at every step, with a barrier after steps 1
+    and 2 of every tile (so team may be anything from 1 to n_t: the same
+    result).  Batch k's rule step is number rule.step + k; thread 0 adds
+    its loss sum and count of correct labels to stats (as train does for
+    a batch) and, unless NULL, writes batch_loss[k] and batch_sq[k] (the
+    sum of ||W[l]||^2 before its update).  thread_stats (n_t rows of 2,
+    zero on entry): each slice's loss sum and count within a batch;
+    marked: n_t counts, between steps 1 and 3."""
+    cdef Rule own = rule[0]          # the step number is this thread's to count
+    cdef Py_ssize_t t, k = 0, b_lo = start, b_hi, lo, hi, part, tiles = 0
+    cdef Py_ssize_t span = net.tile if net.tile > 1 else 1, n_params = net.n_params
+    cdef floating scale
+    cdef double batch_sum
+    while b_lo < stop:
+        b_hi = b_lo + batch_size if b_lo + batch_size < stop else stop
+        own.step = rule.step + k
+        scale = batch_scale(sw, order, b_lo, b_hi)
+        lo = b_lo
+        while lo < b_hi:
+            hi = lo + span if lo + span < b_hi else b_hi
+            part = tile_section(net, tiles)
+            t = w
+            while t < n_t:
+                marked[t] = split_first_layer(net, params, ws_all + t * ws_len, X, order, lo,
+                                              hi, first_row(net, t, n_t),
+                                              first_row(net, t + 1, n_t), t == 0, part)
+                t += team
+            barrier()       # every update of the last batch is done, every partial written
+            if w == 0 and lo == b_lo and batch_sq != NULL:
+                batch_sq[k] = squared_weights(net, params)
+            t = w
+            while t < n_t:
+                split_samples(net, params, grad + t * n_params, ws_all, ws_len, n_t, t, X,
+                              Y, labels, sw, order, b_lo, lo, hi, part, thread_stats + 2 * t)
+                t += team
+            barrier()       # every delta[0] of the tile kept, the batch's stats summed
+            if w == 0 and hi == b_hi:
+                batch_sum = 0
+                for t in range(n_t):
+                    batch_sum += thread_stats[2 * t]
+                    stats[1] += thread_stats[2 * t + 1]
+                    thread_stats[2 * t] = 0
+                    thread_stats[2 * t + 1] = 0
+                stats[0] += batch_sum
+                if batch_loss != NULL:
+                    batch_loss[k] = batch_sum
+            t = w
+            while t < n_t:
+                split_outer(net, grad, ws_all, ws_all + t * ws_len, X, order, lo, hi,
+                            first_row(net, t, n_t), marked[t], part)
+                t += team
+            tiles += 1
+            lo = hi
         t = w
         while t < n_t:
-            marked[t] = split_first_layer(net, params, ws_all + t * ws_len, X, order, lo, hi,
-                                          first_row(net, t, n_t), first_row(net, t + 1, n_t),
-                                          t == 0)
+            split_update(net, &own, params, grad, n_t, state, t, scale)
             t += team
-        barrier()
-        t = w
-        while t < n_t:
-            split_samples(net, params, grad + t * n_params, ws_all, ws_len, n_t, t, X, Y,
-                          labels, sw, order, start, lo, hi, thread_stats + 2 * t)
-            t += team
-        barrier()
-        t = w
-        while t < n_t:
-            split_outer(net, grad, ws_all, ws_all + t * ws_len, X, order, lo, hi,
-                        first_row(net, t, n_t), marked[t])
-            t += team
-        barrier()       # before the next tile's step 1 writes over thread 0's deltas
-        lo = hi
-    t = w
-    while t < n_t:
-        split_update(net, rule, params, grad, n_t, state, t, scale)
-        t += team
+        k += 1
+        b_lo = b_hi
 
 
 cdef void apply_deferred(const Net* net, floating* params, const Inputs* X,
@@ -1663,7 +1739,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
 
     On n_threads > 1, a batch of dense rows goes tile by tile, each thread
     owning a share of W[0]'s rows and every n_threads-th sample for the
-    layers above (rows_batch); other batches are split into contiguous
+    layers above (rows_batches); other batches are split into contiguous
     slices, one per row of grad (one per thread), whose gradients are summed
     in thread order.  Either way the result depends on the number of
     threads, never on timing.  Plain SGD with batch_size 1
@@ -1713,7 +1789,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
     cdef bint write_loss = batch_loss.shape[0] > 0, write_sq = batch_sq.shape[0] > 0
     cdef Py_ssize_t b = 0
     cdef double stats[2]
-    cdef double sw_sum, batch_sum
+    cdef double batch_sum
     cdef floating scale
     cdef bint plain = rule_code == RULE_SGD and rule.h[0] == 0 and rule.weight_decay == 0
     cdef bint fused = (batch_size == 1 and plain and sw == NULL and not write_loss
@@ -1762,19 +1838,39 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             if not csr:
                 memset(g0, 0, n_threads * n_params * sizeof(floating))
             start = 0
+        if by_rows and n_threads > 1 and batch_size > 1:
+            # Dense minibatches on threads, W[0] by rows: one parallel region
+            # for the batches on n_t slices, then one for a last batch too
+            # small for n_t but not for two; a last single sample goes below.
+            n_t = n_threads if n_threads < batch_size else batch_size
+            size = (n - start) % batch_size
+            stop = n if size == 0 or size >= n_t else n - size
+            while n - start > 1:
+                if stop > start:
+                    k = (stop - start + batch_size - 1) // batch_size    # batches
+                    rule.step = counters[0] + 1
+                    for t in range(n_t):
+                        thread_stats[t, 0] = 0
+                        thread_stats[t, 1] = 0
+                    with parallel(num_threads=workers(n_t, n_workers)):
+                        rows_batches(&net, &rule, p, g0, &ws[0, 0], ws.shape[1],
+                                     &thread_stats[0, 0], marked, st, Xp, Yp, lab, sw, idx,
+                                     start, stop, batch_size, n_t, stats,
+                                     &batch_loss[b] if write_loss else NULL,
+                                     &batch_sq[b] if write_sq else NULL, threadid(),
+                                     team_size())
+                    counters[0] += k
+                    b += k
+                start = stop
+                stop = n
+                n_t = n - start
         while start < n:
             stop = start + batch_size if start + batch_size < n else n
             size = stop - start
             n_t = n_threads if n_threads < size else size
             counters[0] += 1
             rule.step = counters[0]
-            if sw == NULL:
-                scale = <floating>(1.0 / size)
-            else:
-                sw_sum = 0
-                for k in range(start, stop):
-                    sw_sum += sw[idx[k]]
-                scale = <floating>(1.0 / sw_sum) if sw_sum > 0 else 0
+            scale = batch_scale(sw, idx, start, stop)
             if write_sq:
                 batch_sq[b] = squared_weights(&net, p)
             if deferred:
@@ -1792,12 +1888,6 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
                     apply_deferred(&net, p, Xp, idx, start, stop, g0 + net.w_off[0],
                                    <floating>(-rule.lr) * scale)
                 update_span(&net, &rule, p, g0, st, dense_lo, n_params, scale)
-            elif by_rows:
-                # W[0] by rows (see split_first_layer): one parallel region
-                with parallel(num_threads=workers(n_t, n_workers)):
-                    rows_batch(&net, &rule, p, g0, &ws[0, 0], ws.shape[1], &thread_stats[0, 0],
-                               marked, st, Xp, Yp, lab, sw, idx, start, stop, n_t, scale,
-                               threadid(), team_size())
             else:
                 # Each thread: the gradient of its share of the batch...
                 for t in prange(n_t, schedule="static", chunksize=1,

@@ -60,12 +60,14 @@ class Layout:
         # z, a, delta of every layer, one target vector, then the nonzero
         # lists and one flag per row of W[0] (the rows a sparse batch
         # touches): int32s, which fit in as many float32 or float64 slots;
-        # then, from a whole SIMD row on, a tile: delta[0] of each of its
-        # samples, the rows of W[0] it touches and a bit mask per row.
+        # then, from a whole SIMD row on, the tiles: two sections of a tile's
+        # partial z[1] or delta[0] per sample (tile after tile in turn, so
+        # that threads start a tile while others finish the last), the rows
+        # of W[0] a tile touches and a bit mask per row.
         tile_off = padded(3 * units + sizes[-1] + nz_len + sizes[0])
         # whole SIMD rows, so that every row of a (n_threads, ws_len) scratch
         # array starts aligned, as its first does (the kernel's aligned_zeros)
-        self.ws_len = padded(tile_off + TILE * self.width[0] + 2 * sizes[0] + 1)
+        self.ws_len = padded(tile_off + 2 * TILE * self.width[0] + 2 * sizes[0] + 1)
         self.spec = np.array(
             [L, LOSSES[loss], units, offset, TILE, tile_off, *sizes, *self.w_off, *self.b_off,
              *self.u_off, *acts, *self.width, *self.nz_off],
