@@ -247,3 +247,59 @@ def test_each_batch_on_threads_records_its_loss_and_weights_before_its_step(dtyp
     assert np.array_equal(first[0], loss_3) and np.array_equal(first[1], sq_3)
     assert_same_params(first[2], params_snapshot(net))
     assert len(set(sq_1[0])) == batches       # every batch stepped the weights
+
+
+RULES = {
+    "sgd": lambda: optim.SGD(lr=0.05),
+    "momentum": lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    "weight_decay": lambda: optim.SGD(lr=0.05, weight_decay=1e-3),
+    "adam": lambda: optim.Adam(lr=1e-2),
+    "adamw": lambda: optim.AdamW(lr=1e-2),
+    "sparse_adam": lambda: optim.SparseAdam(lr=1e-2),
+    "rmsprop": lambda: optim.RMSprop(lr=1e-2, momentum=0.5),
+    "adagrad": lambda: optim.Adagrad(lr=1e-2),
+    "rprop": lambda: optim.Rprop(lr=1e-2),
+    "adamax": lambda: optim.Adamax(lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_every_training_call_leaves_the_gradient_rows_zero(rule, sparse):
+    """The kernel never clears its gradient scratch on entry: every call,
+    whatever its path, must leave every row of it zero, or the next call's
+    first step would add a stale gradient.  Every path: one thread and
+    several (tiles of W[0]'s rows, contiguous slices, a last batch of one
+    sample), batch sizes 1 (fused or not), 3 and 32, with and without sample
+    weights and per-batch records, Hogwild, and (sparse rows) the deferred and
+    lazy updates of W[0]."""
+    sp = pytest.importorskip("scipy.sparse") if sparse else None
+    rng = np.random.default_rng(5)
+    n = 41
+    X = rng.normal(size=(n, 12))
+    X[rng.random(X.shape) < 0.6] = 0
+    X = sp.csr_matrix(X) if sparse else X
+    y = rng.integers(0, 3, size=n)
+    weights = rng.uniform(0.5, 2, size=n)
+    order = rng.permutation(n).astype(np.intp)
+    net = bpfast.MLP([12, 9, 7, 3], "tanh", "softmax", "cross_entropy", seed=1)
+    opt = RULES[rule]()
+    X, targets, _ = net._data(X, y)
+    calls = 0
+    for n_threads in (1, 2, 3):
+        for batch in (1, 3, 32):
+            for weighted in (False, True):
+                for records in (False, True):
+                    for hogwild in (False, True) if batch == 1 else (False,):
+                        n_batches = -(-n // batch)
+                        extra = dict(batch_loss=np.zeros(n_batches),
+                                     batch_sq=np.zeros(n_batches)) if records else {}
+                        with net._lock:
+                            net._train(X, targets, order, batch, opt, n_threads,
+                                       sample_weight=weights if weighted else None,
+                                       hogwild=hogwild, **extra)
+                            grad = net._workspace(n_threads)[0]
+                        assert not np.any(grad), (n_threads, batch, weighted, records, hogwild)
+                        calls += 1
+    assert calls == 3 * (8 + 4 + 4)
+    assert np.all(np.isfinite(net._params))

@@ -1780,9 +1780,11 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
 
     On CSR rows, plain SGD (no momentum or weight decay) and SparseAdam
     update only the rows of W[0] the batch touches (apply_deferred,
-    update_touched), and
-    grad must be zero on entry (every call leaves it so) instead of being
-    cleared: no pass over all of W[0] per call or per batch.
+    update_touched).  grad must be zero on entry, and every call leaves it
+    so (each update zeroes what it read): it is never cleared, neither per
+    call nor per batch -- a pass over all of it (n_threads copies of the
+    parameters, a megabyte or two for an MNIST network) would cost about
+    as much as a minibatch on threads, and more than a short call.
 
     params, state, counters: IN/OUT.  grad, ws, thread_stats: scratch, one
     row per thread.  Returns (sum of the per-sample losses, each measured
@@ -1858,11 +1860,7 @@ def train(const Py_ssize_t[::1] spec, floating[::1] params, floating[:, ::1] gra
             counters[0] += n
             start = n
         else:
-            # Zeroed once here (CSR: already zero, see above); each update
-            # leaves the rows zeroed again.
-            if not csr:
-                memset(g0, 0, n_threads * n_params * sizeof(floating))
-            start = 0
+            start = 0       # grad is zero on entry: see the docstring
         if by_rows and n_threads > 1 and batch_size > 1:
             # Dense minibatches on threads, W[0] by rows: one parallel region
             # for the batches on n_t slices, then one for a last batch too
