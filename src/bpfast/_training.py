@@ -167,6 +167,13 @@ class Fit:
         lr = opt.lr
         step = chunk_samples(net.n_params, batch, net._work_per_sample(X))
         loss_sum = n_correct = 0.0
+        # Where timings cut the epoch into kernel calls (the probes of
+        # WorkerChoice), the epoch's loss is the sum of the minibatches'
+        # losses in their order, not of the calls' sums, so that it does not
+        # depend on the cuts to the last bit.  (At batch size 1 no timing
+        # cuts a deterministic fit, and the fused per-sample step writes no
+        # per-sample loss.)
+        batch_loss = np.zeros(-(-n // batch)) if threads > 1 and batch > 1 else None
         start_time = time.perf_counter()
         start = 0
         while start < n:
@@ -181,11 +188,16 @@ class Fit:
             head = max(batch, threads) if threads > 1 else 0
             head = head if len(chunk) > head else 0
             finite = True
+            pos = 0
             for part in (chunk[:head], chunk[head:]) if head else (chunk,):
+                first = (start + pos) // batch          # index of its first minibatch
+                pos += len(part)
                 tic = time.perf_counter()
                 l_sum, c = net._train(X, T, part, batch, opt, threads,
                                       sample_weight=self.sample_weight, hogwild=self.hogwild,
-                                      n_workers=workers)
+                                      n_workers=workers,
+                                      batch_loss=None if batch_loss is None else
+                                      batch_loss[first:first - (-len(part) // batch)])
                 loss_sum += l_sum
                 n_correct += c
                 finite = finite and np.isfinite(l_sum)
@@ -205,6 +217,8 @@ class Fit:
             bar.update(len(chunk), loss_sum / seen,
                        n_correct / done if T.classification else None)
         seconds = time.perf_counter() - start_time
+        if batch_loss is not None:
+            loss_sum = float(batch_loss.sum())
         logs = {"loss": loss_sum / (n if w is None else float(w.sum()))}
         if T.classification:
             logs["accuracy"] = n_correct / n
