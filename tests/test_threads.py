@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import optim
+from bpfast import _training, optim
 from bpfast._threads import WorkerChoice
 from bpfast._validate import as_targets
 from conftest import assert_same_params, params_snapshot
@@ -52,37 +52,100 @@ def test_fit_with_threads_equals_itself_whatever_the_timings(monkeypatch):
 def test_worker_choice_follows_the_timings():
     choice = WorkerChoice()
     probe = WorkerChoice.PROBE_BATCHES * 32
+
+    def probes(two_threads_seconds):
+        """One probe: one thread, then every thread."""
+        assert choice.choose(2, 32) == (1, probe)
+        choice.record(2, 1, probe, 1.0)
+        assert choice.choose(2, 32) == (2, probe)
+        choice.record(2, 2, probe, two_threads_seconds)
+
+    def keeps(workers, chunks):
+        for _ in range(chunks):
+            assert choice.choose(2, 32) == (workers, float("inf"))
+            choice.record(2, workers, 1000, 1000 / probe / workers)
+
     assert choice.choose(1, 32) == (1, float("inf"))
-    assert choice.choose(2, 32) == (2, probe)    # first: a short probe on every thread
-    choice.record(2, 2, probe, 4.0)              # slow with two threads
-    assert choice.choose(2, 32) == (1, probe)    # then one
-    choice.record(2, 1, probe, 1.0)              # one thread is faster (a busy core)
-    for _ in range(WorkerChoice.REPROBE - 2):
-        assert choice.choose(2, 32) == (1, float("inf"))
-        choice.record(2, 1, 1000, 1.0 * 1000 / probe)
-    assert choice.choose(2, 32) == (2, probe)    # timed again after REPROBE chunks
-    choice.record(2, 2, probe, 4.0)              # and it loses again:
-    assert choice.choose(2, 32) == (1, probe)    # (one thread timed again too)
-    choice.record(2, 1, probe, 1.0)
-    for _ in range(2 * WorkerChoice.REPROBE - 2):   # twice as long before the next probe
-        assert choice.choose(2, 32) == (1, float("inf"))
-        choice.record(2, 1, 1000, 1.0 * 1000 / probe)
-    assert choice.choose(2, 32) == (2, probe)
-    choice.record(2, 2, probe, 0.5)              # the other core is free again
-    assert choice.choose(2, 32) == (1, probe)
-    choice.record(2, 1, probe, 1.0)
-    assert choice.choose(2, 32) == (2, float("inf"))
+    probes(4.0)             # every thread slower (a busy core or a hiccup):
+    probes(4.0)             # timed again at once, and slower again (a busy core):
+    keeps(1, WorkerChoice.REPROBE - 1)      # one thread for REPROBE chunks,
+    probes(4.0)                             # then a probe, lost again:
+    keeps(1, 2 * WorkerChoice.REPROBE - 1)  # twice as long
+    assert choice.gap == 2 * WorkerChoice.REPROBE
+    probes(0.5)             # the other core is free again
+    keeps(2, WorkerChoice.REPROBE - 1)
     assert choice.gap == WorkerChoice.REPROBE
+    probes(4.0)             # a hiccup, and then no more: every thread again
+    probes(0.5)
+    keeps(2, WorkerChoice.REPROBE - 1)
+    probes(4.0)
+    choice.losses = 30      # after a long run of losses the gap stops at MAX_REPROBE
+    probes(4.0)
+    assert choice.gap == WorkerChoice.MAX_REPROBE
 
 
 def test_a_probe_is_a_share_of_a_chunk():
     """At batch size 1 (Hogwild) four samples would time only the threads'
     start: a probe runs at least 1/PROBE_CHUNK of a chunk, in whole batches."""
-    choice = WorkerChoice()
     chunk = 100 * WorkerChoice.PROBE_CHUNK
-    assert choice.choose(2, 1, chunk) == (2, 100)
-    assert choice.choose(2, 32, chunk) == (2, 128)     # 4 batches, the least
-    assert choice.choose(2, 32, 1000 * chunk)[1] == 100_000 // 32 * 32
+    assert WorkerChoice().choose(2, 1, chunk) == (1, 100)
+    assert WorkerChoice().choose(2, 32, chunk) == (1, 128)     # 4 batches, the least
+    assert WorkerChoice().choose(2, 32, 1000 * chunk)[1] == 100_000 // 32 * 32
+
+
+def test_a_probe_of_every_thread_runs_in_pieces_and_stops_once_lost():
+    """The probe of every thread runs in PROBE_PIECES calls of whole batches
+    and stops as soon as it is GIVE_UP times slower per sample than one
+    thread; other chunks run in one call."""
+    choice = WorkerChoice()
+    assert choice.pieces(1, 320, 32) == [320]
+    choice.choose(2, 32)
+    assert choice.pieces(1, 128, 32) == [128]                  # one thread's probe: whole
+    choice.record(2, 1, 128, 1.0)                               # 1/128 s per sample
+    assert choice.choose(2, 32)[0] == 2
+    assert choice.pieces(2, 200, 32) == [32, 64, 64, 40]       # 7 batches, the last short
+    assert choice.pieces(2, 40, 32) == [32, 8]
+    assert choice.pieces(2, 20, 32) == [20]
+    assert not choice.give_up(2, 32, 1.2 * 32 / 128)
+    assert choice.give_up(2, 32, 1.3 * 32 / 128)
+    assert not choice.give_up(1, 32, 9.0)                      # one thread never stops
+    choice.record(2, 2, 32, 1.3 * 32 / 128)                     # the probe, stopped, lost
+    assert choice.choose(2, 32)[0] == 1                         # (timed again at once)
+    assert choice.pieces(1, 320, 32) == [320] and not choice.give_up(2, 32, 9.0)
+
+
+def test_a_probe_that_gives_up_changes_nothing_but_the_calls(monkeypatch):
+    """A probe of every thread that stops early leaves the rest of its chunk
+    to the next kernel call: the same minibatches, the same result bit for
+    bit as a fit whose probes all run to the end -- the parameters, and the
+    epochs' (weighted) losses, summed per minibatch rather than per call."""
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(600, 8)), rng.integers(0, 3, size=600)
+    weights = rng.uniform(0.5, 2.0, size=600)
+    results, losses, calls = [], [], []
+    train = bpfast.MLP._train
+    monkeypatch.setattr(bpfast.MLP, "_train", lambda self, X, T, order, *a, **k:
+                        (calls.append((len(order), k["n_workers"])),
+                         train(self, X, T, order, *a, **k))[1])
+    for stop in (False, True):
+        monkeypatch.setattr(WorkerChoice, "give_up",
+                            lambda self, w, n, s, stop=stop: stop and self.probing == w > 1)
+        calls.clear()
+        net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+        history = net.fit(X, y, epochs=2, batch_size=8, n_threads=2, sample_weight=weights,
+                          optimizer=optim.Adam(lr=0.01), progress=False)
+        results.append(params_snapshot(net))
+        losses.append(history["loss"])
+        assert sum(n for n, _ in calls) == 1200
+        i = calls.index((8, 2))             # the untimed head of the probe of every thread
+        probe = calls[i + 1:i + 1 + WorkerChoice.PROBE_PIECES]
+        if stop:                            # one call, then a new chunk and its head
+            assert probe[0][1] == 2 and 8 < probe[0][0] < 592 and probe[1][0] == 8
+        else:
+            assert [w for _, w in probe] == [2] * WorkerChoice.PROBE_PIECES
+            assert sum(n for n, _ in probe) == 592      # the rest of the epoch
+    assert_same_params(*results)
+    assert losses[0] == losses[1]
 
 
 def test_the_choice_lives_in_the_network(monkeypatch):
@@ -161,33 +224,44 @@ def test_threads_own_rows_of_the_first_layer_and_match_one_thread(n0, n_threads)
     assert not np.allclose(one.weights[0], bpfast.MLP([n0, 9, 7, 3], seed=1).weights[0])
 
 
-def test_a_chunk_first_minibatch_on_threads_is_not_timed(monkeypatch):
+def test_a_chunk_first_minibatch_on_threads_is_untimed_in_a_probe(monkeypatch):
     """The first minibatch of a chunk on several threads (Hogwild: one sample
-    per thread) wakes them and moves their share of the parameters to their
-    cores; timing it made a probe of two threads look slower than one (it
-    had cost a whole probe's time on this project's virtual machine), so fit
-    times the rest of the chunk only, and cuts every chunk so whatever the
-    choice."""
+    per thread) runs in a call of its own.  In a probe of every thread it
+    wakes them and moves their share of the parameters to their cores;
+    timing it made a probe of two threads look slower than one (it had cost
+    a whole probe's time on this project's virtual machine), so a probe
+    times the rest of its chunk only.  In any other chunk it is part of what
+    the threads cost, and timed (beside a busy core, where a barrier can wait
+    a scheduler slice, an untimed minibatch hid that cost from the choice).
+    Every chunk is cut so whatever the choice."""
     rng = np.random.default_rng(3)
     X, y = rng.normal(size=(400, 8)), rng.integers(0, 3, size=400)
     timed, calls = [], []
     record = WorkerChoice.record
     monkeypatch.setattr(WorkerChoice, "record", lambda self, n, w, samples, seconds:
-                        (timed.append(samples), record(self, n, w, samples, seconds)))
+                        (timed.append((samples, self.probes(w))),
+                         record(self, n, w, samples, seconds)))
     train = bpfast.MLP._train
     monkeypatch.setattr(bpfast.MLP, "_train", lambda self, X, T, order, *a, **k:
                         (calls.append(len(order)), train(self, X, T, order, *a, **k))[1])
+    monkeypatch.setattr(WorkerChoice, "give_up", lambda *a: False)
+    monkeypatch.setattr(_training, "chunk_samples", lambda *a: 64)
     net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
     net.fit(X, y, epochs=1, batch_size=16, n_threads=2, progress=False, lr=0.1)
-    assert calls[0] == 16 and sum(calls) == 400
-    assert sum(timed) + 16 * len(timed) == 400          # every chunk's head untimed
+    probes = sum(probe for _, probe in timed)
+    assert calls[0] == 16 and sum(calls) == 400 and probes >= 1   # 2: lost, timed again
+    assert sum(n for n, _ in timed) + 16 * probes == 400     # the probe's head untimed
+    assert len(calls) > len(timed) + WorkerChoice.PROBE_PIECES - 1   # a head per chunk
     calls.clear()
     net.fit(X, y, epochs=1, batch_size=16, n_threads=1, progress=False, lr=0.1)
-    assert calls == [400]                               # one thread: one call per chunk
+    assert calls == [64] * 6 + [16]                     # one thread: one call per chunk
     calls.clear()
     timed.clear()
+    net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
     net.fit(X, y, epochs=1, batch_size=1, n_threads=2, hogwild=True, progress=False, lr=0.1)
-    assert calls[0] == 2 and sum(calls) == 400 and sum(timed) + 2 * len(timed) == 400
+    probes = sum(probe for _, probe in timed)
+    assert calls[0] == 2 and sum(calls) == 400 and probes >= 1
+    assert sum(n for n, _ in timed) + 2 * probes == 400
 
 
 def test_a_non_finite_loss_in_the_untimed_head_still_stops_fit(monkeypatch):

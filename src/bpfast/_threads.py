@@ -5,11 +5,22 @@ on how many OS threads run them (see `train` in _core.pxi), so this choice is
 free to follow the machine.  With the other cores busy, OpenMP threads that
 wait for each other at every minibatch can be many times slower than one
 thread alone; with them idle, all threads win.  So fit times both, on short
-probes, and keeps the faster per sample, timed again after `REPROBE` chunks
--- a gap that doubles each time the probe of every thread loses (up to
-`MAX_REPROBE`), since on a busy machine even a short probe costs.  One
-WorkerChoice lives in each network, so repeated fit calls keep what was
-learnt.
+probes, and keeps the faster per sample, timed again after `REPROBE` chunks.
+A probe of every thread that loses is repeated at once: on this project's
+virtual machine the first milliseconds on two threads after a pause were
+often several times slower than the rest (the second core waking), which
+alone made a probe lose.  From the second loss in a row the gap doubles
+with each loss (up to `MAX_REPROBE`), since on a busy machine even a short
+probe costs.
+
+A probe times one thread first, which costs nothing whatever the load, then
+every thread, in `PROBE_PIECES` kernel calls: once every thread is already
+`GIVE_UP` times slower per sample than one thread, the rest of its probe is
+not run (beside a busy core each barrier of the probe can wait a whole
+scheduler slice for a descheduled thread, and a whole probe then cost a
+fifth of a one-epoch fit).  The calls are cut at whole minibatches, so the
+result does not change.  One WorkerChoice lives in each network, so repeated
+fit calls keep what was learnt.
 """
 
 __all__ = ["WorkerChoice"]
@@ -22,11 +33,15 @@ class WorkerChoice:
     MAX_REPROBE = 4096
     PROBE_BATCHES = 4   # minibatches a probe runs, at least...
     PROBE_CHUNK = 4     # ...and at least 1/PROBE_CHUNK of a chunk's samples
+    PROBE_PIECES = 4    # kernel calls of a probe of every thread
+    GIVE_UP = 1.25      # ...which stops once this much slower per sample than one
 
     def __init__(self):
         self.seconds_per_sample = {}     # workers -> last measured s/sample
         self.chunks = 0                  # since the last probe of every thread
         self.gap = self.REPROBE
+        self.probing = 0                 # workers of the probe under way (0: none)
+        self.losses = 0                  # probes of every thread lost in a row
 
     def choose(self, n_threads, batch_size, chunk=0):
         """(workers, the most samples to run with them before asking again).
@@ -35,27 +50,57 @@ class WorkerChoice:
         a share of a chunk (`chunk` samples, the fit loop's unit of work per
         kernel call), so that per-sample Hogwild at batch size 1 is not
         judged on a handful of samples, where starting the threads is all
-        that a probe would measure.
+        that a probe would measure.  One thread is probed first, then every
+        thread (see `pieces` and `give_up`).
         """
         if n_threads == 1:
             return 1, float("inf")
         batches = max(self.PROBE_BATCHES, chunk // (self.PROBE_CHUNK * batch_size))
         probe = batches * batch_size
         if n_threads not in self.seconds_per_sample or self.chunks >= self.gap:
-            return n_threads, probe
-        if 1 not in self.seconds_per_sample or self.chunks == 1:
-            return 1, probe
+            self.probing = n_threads if self.probing == 1 else 1
+            return self.probing, probe
+        self.probing = 0
         best = min(self.seconds_per_sample, key=self.seconds_per_sample.get)
         return best, float("inf")
+
+    def probes(self, workers):
+        """Whether the chunk about to run on `workers` is a probe of every
+        thread (its first minibatch, which wakes the threads, is then not
+        timed; in any other chunk it is part of what the workers cost)."""
+        return self.probing == workers > 1
+
+    def pieces(self, workers, samples, batch_size):
+        """The lengths of the kernel calls that run `samples` (whole batches)
+        on `workers`: PROBE_PIECES of whole batches during a probe of every
+        thread, so that it can stop early, else one call."""
+        batches = -(-samples // batch_size)
+        if not self.probes(workers) or batches < 2:
+            return [samples]
+        n = min(self.PROBE_PIECES, batches)
+        cuts = [min(samples, k * batches // n * batch_size) for k in range(n + 1)]
+        return [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+
+    def give_up(self, workers, samples, seconds):
+        """Whether a probe of every thread, after `samples` in `seconds`, has
+        already lost to one thread by GIVE_UP: the rest is then not run."""
+        one = self.seconds_per_sample.get(1)
+        return (self.probes(workers) and one is not None and samples > 0
+                and seconds / samples > self.GIVE_UP * one)
 
     def record(self, n_threads, workers, samples, seconds):
         """After a chunk of `samples` ran on `workers` threads in `seconds`."""
         if n_threads == 1 or samples == 0:
             return
-        if workers == n_threads and (self.chunks >= self.gap or not self.chunks):
-            # a probe of every thread: the gap grows while one thread stays faster
+        if workers == n_threads and self.probing == n_threads:
+            # a probe of every thread: a first loss is checked at once (a
+            # hiccup of the machine can slow a short probe many times), then
+            # the gap grows while one thread stays faster
             lost = seconds / samples > self.seconds_per_sample.get(1, float("inf"))
-            self.gap = min(2 * self.gap, self.MAX_REPROBE) if lost else self.REPROBE
+            self.losses = self.losses + 1 if lost else 0
+            self.gap = (self.REPROBE if not lost else 1 if self.losses == 1 else
+                        min(self.REPROBE << (self.losses - 2), self.MAX_REPROBE))
             self.chunks = 0
+            self.probing = 0
         self.chunks += 1
         self.seconds_per_sample[workers] = seconds / samples

@@ -180,28 +180,38 @@ class Fit:
             workers, limit = self.workers.choose(threads, batch, step)
             chunk = order[start:start + min(step, limit)]
             # On several threads a chunk's first minibatch (Hogwild: a sample
-            # per thread) runs untimed: it wakes the other threads (a halted
-            # core of a virtual machine takes up to a millisecond, as long as
-            # a whole probe) and brings their share of the parameters to
-            # their cores.  Every chunk is cut so, whatever the timings, to
-            # keep the sums in one order.
+            # per thread) runs in a call of its own, untimed in a probe: it
+            # wakes the other threads (a halted core of a virtual machine
+            # takes up to a millisecond, as long as a whole probe) and brings
+            # their share of the parameters to their cores.  A probe's calls,
+            # and where it stops (WorkerChoice.pieces, give_up), are cut at
+            # whole minibatches: no cut changes a result (see batch_loss).
             head = max(batch, threads) if threads > 1 else 0
             head = head if len(chunk) > head else 0
+            untimed = 1 if head and self.workers.probes(workers) else 0
             finite = True
-            pos = 0
-            for part in (chunk[:head], chunk[head:]) if head else (chunk,):
+            timed = seconds = pos = 0
+            calls = self.workers.pieces(workers, len(chunk) - head, batch)
+            for k, size in enumerate([head] + calls if head else calls):
+                part = chunk[pos:pos + size]
                 first = (start + pos) // batch          # index of its first minibatch
-                pos += len(part)
+                pos += size
                 tic = time.perf_counter()
                 l_sum, c = net._train(X, T, part, batch, opt, threads,
                                       sample_weight=self.sample_weight, hogwild=self.hogwild,
                                       n_workers=workers,
                                       batch_loss=None if batch_loss is None else
-                                      batch_loss[first:first - (-len(part) // batch)])
+                                      batch_loss[first:first - (-size // batch)])
                 loss_sum += l_sum
                 n_correct += c
                 finite = finite and np.isfinite(l_sum)
-            self.workers.record(threads, workers, len(part), time.perf_counter() - tic)
+                if k >= untimed:
+                    seconds += time.perf_counter() - tic
+                    timed += len(part)
+                    if self.workers.give_up(workers, timed, seconds):
+                        break           # a probe lost already: the rest on the next choice
+            chunk = chunk[:pos]
+            self.workers.record(threads, workers, timed, seconds)
             if not (finite and net._finite()):
                 net._restore(saved[0])
                 opt._restore(saved[1])
