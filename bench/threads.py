@@ -3,7 +3,11 @@
 Three measurements, each in one run on this machine:
 
 * minibatch training (deterministic slices): ``fit(n_threads=2)`` against
-  ``fit(n_threads=1)`` on N2 and N3 (bench/_common.py) at batch 32 and 128;
+  ``fit(n_threads=1)`` on N2 and N3 (bench/_common.py) at batch 32 and 128,
+  each timed epoch both the first of a new network ("new") and the second
+  ("2nd epoch", after an untimed one): a new network's fit pays for choosing
+  how many OS threads to run and for waking the other core, which a longer
+  training pays once;
 * Hogwild per-sample SGD: ``fit(batch_size=1, n_threads=2, hogwild=True)``
   against serial batch-1 SGD on N1, N2 and N3 (dense MNIST rows: both
   threads write the same first-layer rows at almost every sample), and on S1,
@@ -84,19 +88,24 @@ def load(busy):
         spinner.wait()
 
 
-def fit_case(cfg, dtype, data, batch, threads, hogwild, seed=0):
+def fit_case(cfg, dtype, data, batch, threads, hogwild, seed=0, epoch=1):
+    """One timed epoch of fit: the first of a new network (epoch 1) or the
+    second, after an untimed first (epoch 2)."""
     holder = {}
-
-    def setup():
-        holder["net"] = bpfast.MLP(list(cfg.layers), activation=cfg.activation,
-                                   output=cfg.output, loss=cfg.loss, dtype=dtype, seed=seed)
 
     def run():
         holder["net"].fit(data.X, data.targets, epochs=1, lr=cfg.lr, batch_size=batch,
                           n_threads=threads, hogwild=hogwild, shuffle=True, seed=seed,
                           progress=False)
 
-    key = dict(net=cfg.key, dtype=dtype, batch=batch, threads=threads, hogwild=hogwild)
+    def setup():
+        holder["net"] = bpfast.MLP(list(cfg.layers), activation=cfg.activation,
+                                   output=cfg.output, loss=cfg.loss, dtype=dtype, seed=seed)
+        for _ in range(epoch - 1):
+            run()
+
+    key = dict(net=cfg.key, dtype=dtype, batch=batch, threads=threads, hogwild=hogwild,
+               epoch=epoch)
     return _common.Case(key, run, data.n, setup=setup)
 
 
@@ -117,29 +126,30 @@ def sparse_data(n, dtype, seed=0):
 
 def timing_rows(args, X, y):
     rows, ratios = [], []
-    pairs = []        # (title, net, batch, one-thread case, two-thread case, targets)
+    pairs = []        # (title, net, dtype, batch, hogwild, targets, timed epoch)
     for dtype in _common.dtypes(args):
-        data = _common.Data(X.astype(dtype), y, None)
         for net in MINIBATCH["nets"]:
             cfg = _common.NETWORKS[net]
             for batch in MINIBATCH["batch_sizes"]:
-                pairs.append((f"n_threads 2 / 1, b{batch}", cfg, dtype, batch, False, MINIBATCH))
+                for epoch, name in ((1, "new"), (2, "2nd epoch")):
+                    pairs.append((f"n_threads 2 / 1, b{batch}, {name}", cfg, dtype, batch, False,
+                                  MINIBATCH, epoch))
         for net in HOGWILD["nets"]:
             pairs.append(("hogwild 2 threads / serial, b1",
                           SPARSE if net == SPARSE.key else _common.NETWORKS[net], dtype, 1,
-                          True, HOGWILD))
+                          True, HOGWILD, 1))
     for busy in (False, True):
         condition = "other core busy" if busy else "idle"
         cases = []
-        for title, cfg, dtype, batch, hogwild, _ in pairs:
+        for title, cfg, dtype, batch, hogwild, _, epoch in pairs:
             data = (sparse_data(2 * len(y), dtype) if cfg is SPARSE
                     else _common.Data(X.astype(dtype), y, None))
-            cases.append((fit_case(cfg, dtype, data, batch, 1, False),
-                          fit_case(cfg, dtype, data, batch, 2, hogwild)))
+            cases.append((fit_case(cfg, dtype, data, batch, 1, False, epoch=epoch),
+                          fit_case(cfg, dtype, data, batch, 2, hogwild, epoch=epoch)))
         with load(busy):
             for one, two in cases:           # each pair interleaved, under the same load
                 _common.measure([one, two], args.reps)
-        for (title, cfg, dtype, batch, hogwild, targets), (one, two) in zip(pairs, cases):
+        for (title, cfg, dtype, batch, hogwild, targets, _), (one, two) in zip(pairs, cases):
             for case in (one, two):
                 rows.append(dict(case.key, condition=condition,
                                  samples_per_s=case.samples_per_s))
