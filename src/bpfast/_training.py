@@ -182,15 +182,16 @@ class Fit:
             # On several threads a chunk's first minibatch (Hogwild: a sample
             # per thread) runs in a call of its own, untimed in a probe: it
             # wakes the other threads (a halted core of a virtual machine
-            # takes up to a millisecond, as long as a whole probe) and brings
-            # their share of the parameters to their cores.  A probe's calls,
+            # takes up to a millisecond, as long as a whole probe, and can
+            # run far slower for some milliseconds more) and brings their
+            # share of the parameters to their cores.  A probe's calls,
             # and where it stops (WorkerChoice.pieces, give_up), are cut at
             # whole minibatches: no cut changes a result (see batch_loss).
             head = max(batch, threads) if threads > 1 else 0
             head = head if len(chunk) > head else 0
             untimed = 1 if head and self.workers.probes(workers) else 0
             finite = True
-            timed = seconds = pos = 0
+            timed = spent = pos = 0        # samples and seconds timed
             calls = self.workers.pieces(workers, len(chunk) - head, batch)
             for k, size in enumerate([head] + calls if head else calls):
                 part = chunk[pos:pos + size]
@@ -206,12 +207,12 @@ class Fit:
                 n_correct += c
                 finite = finite and np.isfinite(l_sum)
                 if k >= untimed:
-                    seconds += time.perf_counter() - tic
+                    spent += time.perf_counter() - tic
                     timed += len(part)
-                    if self.workers.give_up(workers, timed, seconds):
+                    if self.workers.give_up(workers, timed, spent):
                         break           # a probe lost already: the rest on the next choice
             chunk = chunk[:pos]
-            self.workers.record(threads, workers, timed, seconds)
+            self.workers.record(threads, workers, timed, spent)
             if not (finite and net._finite()):
                 net._restore(saved[0])
                 opt._restore(saved[1])
