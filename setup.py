@@ -50,7 +50,16 @@ def _targets_x86_64():
 
 
 class BuildExt(build_ext):
-    """Per-compiler flags: optimisation, OpenMP, and the x86-64 builds' instruction sets."""
+    """Per-compiler flags: optimisation, OpenMP, and the x86-64 builds' instruction sets.
+
+    The kernel builds compile independently (about half a minute each): they
+    compile in parallel, one per core, unless ``-j``/``--parallel`` says otherwise.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = True  # distutils: os.cpu_count() workers
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
