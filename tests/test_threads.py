@@ -129,7 +129,7 @@ def test_a_probe_that_gives_up_changes_nothing_but_the_calls(monkeypatch):
                          train(self, X, T, order, *a, **k))[1])
     for stop in (False, True):
         monkeypatch.setattr(WorkerChoice, "give_up",
-                            lambda self, w, n, s, stop=stop: stop and self.probing == w > 1)
+                            lambda self, w, n, s, stop=stop: stop and self.probes(w))
         calls.clear()
         net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
         history = net.fit(X, y, epochs=2, batch_size=8, n_threads=2, sample_weight=weights,
