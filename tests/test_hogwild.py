@@ -39,21 +39,30 @@ def test_one_thread_is_the_serial_run(digits, dtype):
 
 
 def test_two_threads_learn_as_well_as_one(digits, dtype):
+    """Test accuracy after six epochs, three seeds each way.
+
+    The comparison needs a training whose spread over seeds is small: with
+    sigmoid units, MSE and lr 3.0 (net_for) the serial runs alone spread
+    from 0.91 to 0.98 over eight seeds, and a median of three Hogwild seeds
+    fell 0.04 below the serial one under the ASan build.  tanh, softmax and
+    cross-entropy at lr 0.02 spread 0.958-0.982 serial and 0.954-0.982 with
+    two Hogwild threads (eight seeds each, float32 and float64).
+    """
     X, y, Xt, yt = digits
     serial, racy = [], []
     for seed in range(3):
         for hogwild, out in ((False, serial), (True, racy)):
-            net = net_for(dtype, seed)
-            hist = net.fit(X, y, epochs=6, lr=3.0, batch_size=1, seed=seed, hogwild=hogwild,
+            net = bpfast.MLP([64, 32, 10], "tanh", "softmax", "cross_entropy", dtype=dtype,
+                             seed=seed)
+            hist = net.fit(X, y, epochs=6, lr=0.02, batch_size=1, seed=seed, hogwild=hogwild,
                            n_threads=2, progress=False)
             assert len(hist) == 6 and np.isfinite(hist["loss"]).all()
             out.append(net.evaluate(Xt, yt)["accuracy"])
     # Lost updates depend on the interleaving (much finer under a sanitizer
-    # build), so one seed may land lower: compare the middle seeds, and ask
-    # every racy run to have learned.
-    assert min(serial) > 0.85
-    assert min(racy) > 0.75, (serial, racy)
-    assert np.median(racy) > np.median(serial) - 0.03, (serial, racy)
+    # build): every racy run must have learned, and the middle seeds agree.
+    assert min(serial) > 0.93, serial
+    assert min(racy) > 0.9, (serial, racy)
+    assert np.median(racy) > np.median(serial) - 0.02, (serial, racy)
 
 
 def test_every_sample_is_seen_once_per_epoch(digits):
