@@ -70,7 +70,7 @@ def test_the_readme_build_command_is_the_one_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = re.search(r'pip install "\.\[docs\]" && (python -m sphinx [^\n]+)', readme)
     assert command, "the README's Documentation section has no build command"
-    assert command.group(1).strip() in ci.splitlines()
+    assert command.group(1).strip() in [line.strip() for line in ci.splitlines()]
     assert "-W --keep-going" in command.group(1)
 
 
