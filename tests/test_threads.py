@@ -9,10 +9,29 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import _training, optim
+from bpfast import _load, _training, optim
 from bpfast._threads import WorkerChoice
 from bpfast._validate import as_targets
 from conftest import assert_same_params, params_snapshot
+
+
+class FixedLoad:
+    """A load sensor that answers what it is told (None: unknown)."""
+
+    def __init__(self, other=None, n_cpus=2):
+        self.other, self.n_cpus, self.asked = other, n_cpus, 0
+
+    def cpus(self):
+        self.asked += 1
+        return self.other
+
+
+@pytest.fixture(autouse=True)
+def unknown_load(monkeypatch):
+    """The machine's real load (other test processes beside this one) must
+    not decide what these tests see: the probes decide alone, unless a test
+    gives its WorkerChoice a sensor of its own."""
+    monkeypatch.setattr(_load, "LOAD", FixedLoad(None))
 
 
 @pytest.mark.parametrize("opt", [None, "adam"])
@@ -82,6 +101,60 @@ def test_worker_choice_follows_the_timings():
     choice.losses = 30      # after a long run of losses the gap stops at MAX_REPROBE
     probes(4.0)
     assert choice.gap == WorkerChoice.MAX_REPROBE
+
+
+def test_no_probe_while_other_processes_keep_the_cpus_busy():
+    """With fewer CPUs free than threads (by the load sensor), no probe runs:
+    one thread until the next probe is due, which asks again; once the CPUs
+    are free, the probes decide as before."""
+    load = FixedLoad(other=1.0, n_cpus=2)          # another process on one of two CPUs
+    choice = WorkerChoice(load=load)
+    probe = WorkerChoice.PROBE_BATCHES * 32
+
+    def keeps(workers, chunks):
+        for _ in range(chunks):
+            assert choice.choose(2, 32) == (workers, float("inf"))
+            choice.record(2, workers, 1000, 1000 / probe / workers)
+
+    assert choice.choose(2, 32) == (1, float("inf"))   # a new network: no probe
+    assert load.asked == 1
+    choice.record(2, 1, 1000, 1.0)
+    keeps(1, WorkerChoice.REPROBE - 2)
+    assert load.asked == 1                              # asked only when a probe is due
+    keeps(1, 2)                                         # due: asked, still busy
+    assert load.asked == 2 and choice.losses == 0 and choice.gap == WorkerChoice.REPROBE
+    load.other = 0.3                                    # free enough: a probe, won
+    keeps(1, WorkerChoice.REPROBE - 1)
+    assert choice.choose(2, 32) == (1, probe)
+    choice.record(2, 1, probe, 1.0)
+    assert choice.choose(2, 32) == (2, probe)
+    choice.record(2, 2, probe, 0.5)
+    keeps(2, WorkerChoice.REPROBE - 1)
+    load.other = 0.9                                    # busy again: back to one thread
+    keeps(1, 3)
+    assert WorkerChoice(load=FixedLoad(0.0, n_cpus=1)).choose(2, 32) == (1, float("inf"))
+    assert WorkerChoice(load=FixedLoad(60.0, n_cpus=64)).choose(2, 32) == (1, probe)
+    assert WorkerChoice(load=FixedLoad(62.6, n_cpus=64)).choose(2, 32) == (1, float("inf"))
+
+
+def test_fit_follows_the_load_sensor(monkeypatch):
+    """fit on two threads beside a busy machine runs every chunk on one OS
+    thread, with no probe of two; the same network bit for bit as on an idle
+    machine (the probes, here all lost or won, change no result)."""
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(400, 8)), rng.integers(0, 3, size=400)
+    train = bpfast.MLP._train
+    results = []
+    for other in (None, 1.0):
+        workers = []
+        monkeypatch.setattr(bpfast.MLP, "_train", lambda self, *a, **k:
+                            (workers.append(k["n_workers"]), train(self, *a, **k))[1])
+        monkeypatch.setattr(_load, "LOAD", FixedLoad(other))
+        net = bpfast.MLP([8, 10, 3], "tanh", "softmax", "cross_entropy", seed=0)
+        net.fit(X, y, epochs=2, batch_size=8, n_threads=2, lr=0.1, progress=False)
+        assert (set(workers) == {1}) == (other == 1.0), workers
+        results.append(params_snapshot(net))
+    assert_same_params(*results)
 
 
 def test_a_probe_is_a_share_of_a_chunk():

@@ -21,7 +21,15 @@ scheduler slice for a descheduled thread, and a whole probe then cost a
 fifth of a one-epoch fit).  The calls are cut at whole minibatches, so the
 result does not change.  One WorkerChoice lives in each network, so repeated
 fit calls keep what was learnt.
+
+Before a probe it asks how busy other processes kept the CPUs since the
+last look (`_load.OtherLoad`, from /proc/stat): when fewer CPUs than
+threads were free, there is no probe at all, and one thread runs until the
+next probe is due.  Where that is unknown (not Linux, no earlier reading),
+the probes decide alone.
 """
+
+from . import _load
 
 __all__ = ["WorkerChoice"]
 
@@ -35,8 +43,10 @@ class WorkerChoice:
     PROBE_CHUNK = 4     # ...and at least 1/PROBE_CHUNK of a chunk's samples
     PROBE_PIECES = 4    # kernel calls of a probe of every thread
     GIVE_UP = 1.25      # ...which stops once this much slower per sample than one
+    FREE = 0.5          # how much of the CPUs the threads need others may take
 
-    def __init__(self):
+    def __init__(self, load=None):
+        self.load = _load.LOAD if load is None else load    # other processes' CPUs
         self.seconds_per_sample = {}     # workers -> last measured s/sample
         self.chunks = 0                  # since the last probe of every thread
         self.gap = self.REPROBE
@@ -58,11 +68,29 @@ class WorkerChoice:
         batches = max(self.PROBE_BATCHES, chunk // (self.PROBE_CHUNK * batch_size))
         probe = batches * batch_size
         if n_threads not in self.seconds_per_sample or self.chunks >= self.gap:
+            if self.probing == 0 and self.others_busy(n_threads):
+                # no probe: one thread until the next is due, which asks again
+                self.seconds_per_sample[n_threads] = float("inf")
+                self.seconds_per_sample.setdefault(1, float("inf"))
+                self.chunks = 0
+                self.gap = max(self.gap, self.REPROBE)
+                return 1, float("inf")
             self.probing = n_threads if self.probing == 1 else 1
             return self.probing, probe
         self.probing = 0
-        best = min(self.seconds_per_sample, key=self.seconds_per_sample.get)
+        # the fastest; on a tie (both unmeasured) the fewest threads
+        best = min(self.seconds_per_sample, key=lambda w: (self.seconds_per_sample[w], w))
         return best, float("inf")
+
+    def others_busy(self, n_threads):
+        """Whether fewer CPUs are free than n_threads need (up to FREE of a
+        CPU short), by the load sensor: the CPUs this process may run on, less
+        those other processes used; so more threads than CPUs never probe.
+        False where the sensor does not know."""
+        other = self.load.cpus()
+        if other is None:
+            return False
+        return self.load.n_cpus - other < n_threads - self.FREE
 
     def probes(self, workers):
         """Whether the chunk about to run on `workers` is a probe of every

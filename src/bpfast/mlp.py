@@ -614,7 +614,10 @@ class MLP:
             Called after every epoch; returning False stops training.
         n_threads : int >= 1
             Splits each minibatch across threads (deterministic for a given
-            n_threads); batch_size 1 always runs on one thread.
+            n_threads); batch_size 1 always runs on one thread.  How many OS
+            threads run the n_threads slices follows the machine (short timed
+            probes, none while other processes keep the CPUs busy); the result
+            is the same bit for bit either way.
         optimizer : bpfast.optim.Optimizer or None
             The update rule (``optim.SGD``, ``Adam``, ``AdamW``, ``RMSprop``,
             ``Adagrad``, ``Rprop``); its state carries over between calls, so
