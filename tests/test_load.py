@@ -85,3 +85,14 @@ def test_a_spinning_process_is_seen():
     finally:
         spinner.kill()
         spinner.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or not hasattr(os, "sched_getaffinity"),
+                    reason="Linux's /proc/stat")
+def test_the_process_wide_sensor_has_looked_since_the_import():
+    """bpfast's import takes the first reading, so that a first fit's probe
+    can already ask (an interval from the import on)."""
+    out = subprocess.run([sys.executable, "-c",
+                          "from bpfast import _load; print(_load.LOAD.n_cpus)"],
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) == len(os.sched_getaffinity(0))

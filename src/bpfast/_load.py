@@ -14,7 +14,8 @@ than `MAX_INTERVAL` says too little of now and starts anew.  Where
 /proc/stat or CPU affinity do not exist (not Linux), the answer is None:
 unknown, and fit probes as it would without it.  One `OtherLoad` serves the
 whole process (`LOAD`), so that a new network's first probe can use what
-an earlier fit's readings saw.
+an earlier fit's readings saw; its first reading is taken when bpfast is
+imported, so that even the first fit's can.
 """
 
 import os
@@ -104,3 +105,4 @@ class OtherLoad:
 
 
 LOAD = OtherLoad()
+LOAD.cpus()             # the start of the first interval: the import
