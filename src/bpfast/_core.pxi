@@ -310,6 +310,7 @@ include "_update.pxi"
 # ---------------------------------------------------------------- elementwise
 
 include "_math.pxi"
+include "_dots.pxi"
 
 
 cdef inline double softplus(double t) noexcept nogil:
@@ -429,18 +430,6 @@ cdef inline floating dot(const floating* u, const floating* v, Py_ssize_t n) noe
         s += u[i] * v[i]
         i += 1
     return s
-
-
-cdef inline floating chain(const floating* W_j, const floating* delta, Py_ssize_t n,
-                          floating f_prime) noexcept nogil:
-    """One step of the chain rule: (W[j, :] . delta) * f'(z_j).
-
-    A unit with f'(z_j) = 0 (a relu at z <= 0, half of them, typically)
-    passes no error back, so its dot product is skipped.
-    """
-    if f_prime == 0:
-        return 0
-    return dot(W_j, delta, n) * f_prime
 
 
 # ---------------------------------------------------------------- one sample
@@ -599,22 +588,137 @@ cdef inline void add_product(floating* out, Py_ssize_t width, floating a,
         i += 1
 
 
+cdef inline void add_four_products(floating* o0, floating a0, floating* o1, floating a1,
+                                   floating* o2, floating a2, floating* o3, floating a3,
+                                   const floating* d, Py_ssize_t width) noexcept nogil:
+    """add_product(o_r, width, a_r, d) for the four rows o_r, in one loop: the
+    same statements row by row, so the same rounding as one row alone."""
+    cdef Py_ssize_t i = 0, c
+    cdef floating acc[LANES]
+    while i + LANES <= width:
+        for c in range(LANES):
+            acc[c] = o0[i + c]
+        for c in range(LANES):
+            acc[c] += a0 * d[i + c]
+        for c in range(LANES):
+            o0[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o1[i + c]
+        for c in range(LANES):
+            acc[c] += a1 * d[i + c]
+        for c in range(LANES):
+            o1[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o2[i + c]
+        for c in range(LANES):
+            acc[c] += a2 * d[i + c]
+        for c in range(LANES):
+            o2[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o3[i + c]
+        for c in range(LANES):
+            acc[c] += a3 * d[i + c]
+        for c in range(LANES):
+            o3[i + c] = acc[c]
+        i += LANES
+    while i < width:
+        o0[i] += a0 * d[i]
+        o1[i] += a1 * d[i]
+        o2[i] += a2 * d[i]
+        o3[i] += a3 * d[i]
+        i += 1
+
+
+cdef inline void add_four_scaled(floating* o0, floating a0, floating* o1, floating a1,
+                                 floating* o2, floating a2, floating* o3, floating a3,
+                                 const floating* d, Py_ssize_t width,
+                                 floating scale) noexcept nogil:
+    """add_scaled(o_r, width, a_r, d, scale) for the four rows o_r, in one loop."""
+    cdef Py_ssize_t i = 0, c
+    cdef floating acc[LANES]
+    while i + LANES <= width:
+        for c in range(LANES):
+            acc[c] = o0[i + c]
+        for c in range(LANES):
+            acc[c] += scale * (a0 * d[i + c])
+        for c in range(LANES):
+            o0[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o1[i + c]
+        for c in range(LANES):
+            acc[c] += scale * (a1 * d[i + c])
+        for c in range(LANES):
+            o1[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o2[i + c]
+        for c in range(LANES):
+            acc[c] += scale * (a2 * d[i + c])
+        for c in range(LANES):
+            o2[i + c] = acc[c]
+        for c in range(LANES):
+            acc[c] = o3[i + c]
+        for c in range(LANES):
+            acc[c] += scale * (a3 * d[i + c])
+        for c in range(LANES):
+            o3[i + c] = acc[c]
+        i += LANES
+    while i < width:
+        o0[i] += scale * (a0 * d[i])
+        o1[i] += scale * (a1 * d[i])
+        o2[i] += scale * (a2 * d[i])
+        o3[i] += scale * (a3 * d[i])
+        i += 1
+
+
+cdef inline void add_four_rows(floating* o0, floating a0, floating* o1, floating a1,
+                               floating* o2, floating a2, floating* o3, floating a3,
+                               const floating* d, Py_ssize_t width,
+                               floating scale) noexcept nogil:
+    """add_four_products (scale 1) or add_four_scaled: add_product and
+    add_scaled on four rows.  Two functions, not one loop with both
+    branches: GCC 12 compiled that one with some products and sums left
+    unfused, which changed roundings against the one-row and tiled paths."""
+    if scale == 1:
+        add_four_products(o0, a0, o1, a1, o2, a2, o3, a3, d, width)
+    else:
+        add_four_scaled(o0, a0, o1, a1, o2, a2, o3, a3, d, width, scale)
+
+
+cdef inline Py_ssize_t outer_passes(Py_ssize_t m) noexcept nogil:
+    """How many passes add_outer makes over m rows (each asks for ahead.quota)."""
+    return m // 4 + m % 4
+
+
 cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx,
                            const floating* v, Py_ssize_t m, bint gather,
                            const floating* d, floating scale, Ahead* ahead) noexcept nogil:
     """out_W[j_k, :] += scale * a_k * d over the inputs k < m (a_k, j_k as in
-    add_rows): the weight gradient delta a^T, row by nonzero row.
+    add_rows): the weight gradient delta a^T, row by nonzero row, four rows
+    per pass (add_four_rows; the rows are distinct, each gets what one row
+    alone would).
 
     scale 1 (a gradient) adds a_k * d[i] as tile_outer does, so that a
     dense batch's sum is the same whether its rows go by tiles or not;
     otherwise (a fused step) the product is rounded before it is scaled,
-    so that the step is the gradient's, times the scale.  Each row also
+    so that the step is the gradient's, times the scale.  Each pass also
     asks for ahead.quota rows of the next sample.
     """
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k = 0
     cdef floating a_k
     cdef floating* out_j
-    for k in range(m):
+    while k + 4 <= m:
+        if gather:
+            add_four_rows(out_W + idx[k] * width, v[idx[k]],
+                          out_W + idx[k + 1] * width, v[idx[k + 1]],
+                          out_W + idx[k + 2] * width, v[idx[k + 2]],
+                          out_W + idx[k + 3] * width, v[idx[k + 3]], d, width, scale)
+        else:
+            add_four_rows(out_W + idx[k] * width, v[k], out_W + idx[k + 1] * width, v[k + 1],
+                          out_W + idx[k + 2] * width, v[k + 2],
+                          out_W + idx[k + 3] * width, v[k + 3], d, width, scale)
+        fetch_ahead(ahead, -1)
+        k += 4
+    while k < m:
         a_k = v[idx[k]] if gather else v[k]
         out_j = out_W + idx[k] * width
         if scale == 1:
@@ -622,53 +726,7 @@ cdef inline void add_outer(floating* out_W, Py_ssize_t width, const index_t* idx
         else:
             add_scaled(out_j, width, a_k, d, scale)
         fetch_ahead(ahead, -1)
-
-
-cdef inline floating chain_and_add(const floating* W_j, floating* out_j, Py_ssize_t width,
-                                   const floating* d, floating f_prime, floating a_j,
-                                   floating scale) noexcept nogil:
-    """chain(W_j, d, width, f_prime), and out_j += scale * a_j * d as add_outer
-    adds a row (nothing where a_j == 0), in one pass over the row where both
-    are needed: W_j's eight values are read for the dot product before
-    out_j's are written, so out_j may be W_j itself (the fused step), and
-    both results are bit-identical to the two passes.  Width: a multiple of 8."""
-    cdef floating acc[8]
-    cdef floating o[8]
-    cdef Py_ssize_t i = 0, c
-    if a_j == 0:
-        return chain(W_j, d, width, f_prime)
-    if f_prime == 0:
-        if scale == 1:
-            add_product(out_j, width, a_j, d)
-        else:
-            add_scaled(out_j, width, a_j, d, scale)
-        return 0
-    for c in range(8):
-        acc[c] = 0
-    if scale == 1:
-        while i < width:
-            for c in range(8):
-                acc[c] += W_j[i + c] * d[i + c]
-            for c in range(8):
-                o[c] = out_j[i + c]
-            for c in range(8):
-                o[c] += a_j * d[i + c]
-            for c in range(8):
-                out_j[i + c] = o[c]
-            i += 8
-    else:
-        while i < width:
-            for c in range(8):
-                acc[c] += W_j[i + c] * d[i + c]
-            for c in range(8):
-                o[c] = out_j[i + c]
-            for c in range(8):
-                o[c] += scale * (a_j * d[i + c])
-            for c in range(8):
-                out_j[i + c] = o[c]
-            i += 8
-    return (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-            ) * f_prime
+        k += 1
 
 
 cdef inline void activate(const Net* net, Py_ssize_t l, const floating* z,
@@ -816,14 +874,13 @@ cdef inline void back_propagate(const Net* net, const floating* params, const fl
     """delta[l-1]_j = (W[l]^T delta[l])_j * f'(z[l]_j), for l >= 1, from W[l]
     as it is: the chain rule through one layer, reading W[l] and writing
     nothing but delta[l-1]."""
-    cdef Py_ssize_t j, n_in = net.size[l], width = net.width[l]
+    cdef Py_ssize_t n_in = net.size[l], width = net.width[l]
     cdef const floating* W = params + net.w_off[l]
     cdef const floating* d_l = delta + net.u_off[l]
     cdef floating* d_prev = delta + net.u_off[l - 1]
     derivatives(net.act[l - 1], z + net.u_off[l - 1], a + net.u_off[l - 1], d_prev,
                 n_in)                                   # f'(z[l]) first, then
-    for j in range(n_in):                               # (W[l]^T delta[l]) f'
-        d_prev[j] = chain(W + j * width, d_l, width, d_prev[j])
+    chain_rows(W, width, d_l, d_prev, n_in)             # (W[l]^T delta[l]) f'
 
 
 cdef inline void add_layer_gradient(const Net* net, const Row* x, const floating* a,
@@ -841,7 +898,7 @@ cdef inline void add_layer_gradient(const Net* net, const Row* x, const floating
         out_b[i] += scale * d_l[i]
     if l == 0 and x.idx != NULL:
         if ahead != NULL:
-            ahead.quota = (ahead.m - ahead.done) // (x.m + 1) + 1
+            ahead.quota = (ahead.m - ahead.done) // (outer_passes(x.m) + 1) + 1
         if x.wide:
             add_outer(out + net.w_off[0], width, <const int64_t*>x.idx, a_prev, x.m,
                       False, d_l, scale, ahead)
@@ -852,29 +909,6 @@ cdef inline void add_layer_gradient(const Net* net, const Row* x, const floating
         nz_l = nz + net.nz_off[l]
         add_outer(out + net.w_off[l], width, <const int32_t*>(nz_l + 1), a_prev, nz_l[0],
                   True, d_l, scale, NULL)
-
-
-cdef inline void back_and_add(const Net* net, const floating* params, const floating* z,
-                              const floating* a, floating* delta, floating* out,
-                              floating scale, Py_ssize_t l) noexcept nogil:
-    """back_propagate(l) and add_layer_gradient(l) for l >= 1, in one pass
-    over W[l]'s rows (chain_and_add): the same delta[l-1] and the same out,
-    bit for bit, with each row read once.  For the narrow layers above the
-    first (MNIST's [784, 100, 10]: 100 rows of 10) the passes' own costs
-    (loop set-up, a horizontal sum per row) are much of a step."""
-    cdef Py_ssize_t i, j, n_in = net.size[l], width = net.width[l]
-    cdef const floating* W = params + net.w_off[l]
-    cdef const floating* d_l = delta + net.u_off[l]
-    cdef const floating* a_prev = a + net.u_off[l - 1]
-    cdef floating* d_prev = delta + net.u_off[l - 1]
-    cdef floating* out_W = out + net.w_off[l]
-    cdef floating* out_b = out + net.b_off[l]
-    for i in range(width):
-        out_b[i] += scale * d_l[i]
-    derivatives(net.act[l - 1], z + net.u_off[l - 1], a_prev, d_prev, n_in)
-    for j in range(n_in):
-        d_prev[j] = chain_and_add(W + j * width, out_W + j * width, width, d_l, d_prev[j],
-                                  a_prev[j], scale)
 
 
 cdef void backward(const Net* net, const floating* params, const Row* x,
@@ -888,14 +922,14 @@ cdef void backward(const Net* net, const floating* params, const Row* x,
     gradient buffer (scale 1) or params itself (scale -lr: the plain SGD step
     of batch size 1, fused into this pass).  delta[l-1] is computed from W[l]
     before W[l] is written, so the fused step equals the gradient followed by
-    the update.  Above the first layer each row of W[l] is read once for
-    both (back_and_add).  ahead (NULL: none): the rest of the next sample's
+    the update.  ahead (NULL: none): the rest of the next sample's
     rows of W[0] not yet asked for, spread over W[0]'s rows here, if any
     (see fetch_ahead).
     """
     cdef Py_ssize_t l
     for l in range(net.L - 1, 0, -1):
-        back_and_add(net, params, z, a, delta, out, scale, l)
+        back_propagate(net, params, z, a, delta, l)     # reads W[l], then
+        add_layer_gradient(net, x, a, delta, nz, out, scale, NULL, l)   # out may write it
     add_layer_gradient(net, x, a, delta, nz, out, scale, ahead, 0)
     if ahead != NULL:
         fetch_ahead(ahead, ahead.m)
